@@ -1,0 +1,3 @@
+from einsumcc.cli import main
+
+raise SystemExit(main())

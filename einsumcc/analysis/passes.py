@@ -1,0 +1,460 @@
+"""Pass analysis: the lower bound on the number of passes over a rank (FuseMax §III).
+
+A pass over a fiber of a rank is a traversal of every element of that fiber.  Each time an
+element must be revisited after every other element of the fiber was visited, there is an
+additional pass.  On a cascade this happens when an Einsum *X* reduces the rank away (its
+result is final only after the whole fiber was consumed) and a later Einsum *Z* needs that
+result at points that still carry the rank while reading the fiber again: a read-read
+dependence.  N such dependences in a chain force N + 1 passes, whatever the mapping.
+
+The procedure (spec fusemax.md §4.3b) labels every Einsum with a pass number:
+
+* an Einsum *traverses* a rank when its iteration space holds the rank's variable, or all
+  the variables the rank was split into (``{m1, m0}`` for ``split M -> M1, M0``);
+* a read is a *stream* read when its index expressions use a variable of the rank (including
+  the current iterate of an iterative copy, ``RM[m1, p]``) and a *done* read otherwise
+  (``GM[p]``, or the final iterate ``RNV[f, M1, p]``);
+* ``pass(e) = max(s, d + 1, 1)`` for a traversal and ``max(s, d)`` otherwise, where ``s`` and
+  ``d`` are the largest pass numbers among the Einsums that produced its stream and done reads.
+
+A statement with nested reductions is analysed as the Einsums it stands for: in
+``O[f, p] = sum{m} (SN[m, p] * V[f, m]) / SD[p]`` the sum is one Einsum (a traversal of M) and
+the division another (over ``f, p`` only), so deferring the division does not force a pass.
+Recurrences over an iterative rank read partial results and force nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import sympy
+
+from einsumcc.analysis.cost import in_parent_ranks
+from einsumcc.diagnostics import Span
+from einsumcc.ir.cascade import Cascade
+from einsumcc.ir.nodes import Access, Einsum, Expr, Reduce, Tensor, children, free_variables
+
+
+@dataclass(frozen=True)
+class _Node:
+    """One Einsum of the analysis: a statement, or a reduction nested inside one."""
+
+    key: str  # "QK" for the statement, "QK.1" for its first nested reduction
+    statement: str
+    space: frozenset[str]  # iteration variables
+    reads: tuple[Access, ...]  # tensor reads evaluated at this node
+    inner: tuple[str, ...]  # keys of nested reductions whose results this node reads
+    inner_spaces: tuple[frozenset[str], ...]  # the free variables of those results
+
+
+def _decompose(e: Einsum) -> list[_Node]:
+    """The statement as Einsums: one per reduction, innermost first, then the statement."""
+    nodes: list[_Node] = []
+    counter = [0]
+
+    def visit(expr: Expr, key: str) -> tuple[list[Access], list[tuple[str, frozenset[str]]]]:
+        reads: list[Access] = []
+        inner: list[tuple[str, frozenset[str]]] = []
+        stack = [expr]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, Reduce):
+                counter[0] += 1
+                sub = f"{e.name}.{counter[0]}"
+                r_reads, r_inner = visit(n.body, sub)
+                nodes.append(
+                    _Node(
+                        sub,
+                        e.name,
+                        free_variables(n.body),
+                        tuple(r_reads),
+                        tuple(k for k, _ in r_inner),
+                        tuple(s for _, s in r_inner),
+                    )
+                )
+                inner.append((sub, free_variables(n)))
+                continue
+            if isinstance(n, Access):
+                reads.append(n)
+            stack.extend(children(n))
+        return reads, inner
+
+    reads, inner = visit(e.body, e.name)
+    space = frozenset(e.lhs_variables) | free_variables(e.body)
+    nodes.append(
+        _Node(
+            e.name,
+            e.name,
+            space,
+            tuple(reads),
+            tuple(k for k, _ in inner),
+            tuple(s for _, s in inner),
+        )
+    )
+    return nodes
+
+
+@dataclass(frozen=True)
+class Site:
+    einsum: str
+    span: Span | None = field(compare=False)
+
+    @property
+    def line(self) -> int | None:
+        return self.span.line if self.span is not None else None
+
+    def __str__(self) -> str:
+        return f"{self.einsum} (line {self.line})" if self.line is not None else self.einsum
+
+
+@dataclass(frozen=True)
+class Witness:
+    """Why pass ``number`` exists: ``reducer`` finishes a reduction over the rank into
+    ``result``; ``consumer`` needs ``result`` while reading the fiber of ``tensor`` again."""
+
+    rank: str
+    number: int
+    reducer: Site
+    result: str
+    consumer: Site
+    tensor: str
+
+    def __str__(self) -> str:
+        via = "" if self.result == self.reducer.einsum else ", computed from it,"
+        return (
+            f"pass {self.number}: {self.reducer} reduces {self.rank} fully; "
+            f"{self.consumer} needs {self.result}{via} while re-reading the {self.rank} "
+            f"fiber of {self.tensor}"
+        )
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What a mapping must keep per outer point.
+
+    ``kind`` is ``live_fiber`` for a multi-pass rank (a whole fiber survives between passes,
+    or is spilled and re-read), ``carried_state`` for a one-pass rank carried by recurrences,
+    and ``none`` otherwise.  ``per_point`` is in values, ``outer`` the ranks of a point.
+    """
+
+    kind: str
+    per_point: sympy.Expr
+    outer: tuple[str, ...]
+    tensors: tuple[str, ...]
+    total_bytes: sympy.Expr = sympy.Integer(0)  # the live tensor(s) in full
+    spill_bytes_per_pass: sympy.Expr = sympy.Integer(0)  # DRAM traffic if spilled
+
+
+@dataclass(frozen=True)
+class RankPasses:
+    rank: str
+    passes: int
+    einsums: tuple[tuple[str, int], ...]  # statement → pass number (0: outside every pass)
+    witnesses: tuple[Witness, ...]
+    footprint: Footprint
+
+    @property
+    def by_pass(self) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
+        for name, k in self.einsums:
+            out.setdefault(k, []).append(name)
+        return out
+
+
+@dataclass(frozen=True)
+class PassReport:
+    cascade: str
+    ranks: tuple[RankPasses, ...]
+
+    def rank(self, name: str) -> RankPasses:
+        return next(r for r in self.ranks if r.rank == name)
+
+    @property
+    def passes(self) -> dict[str, int]:
+        return {r.rank: r.passes for r in self.ranks}
+
+
+def _coverings(cascade: Cascade, rank: str) -> list[frozenset[str]]:
+    """The variable sets that make up a whole fiber of ``rank``: ``{m}``, ``{m1, m0}``, ..."""
+    out = [frozenset({cascade.rank(rank).var})]
+    split = cascade.split_of(rank)
+    if split is not None:
+        options: list[frozenset[str]] = [frozenset()]
+        for child in split.children:
+            options = [o | c for o in options for c in _coverings(cascade, child)]
+        out.extend(options)
+    return out
+
+
+def _family(cascade: Cascade, rank: str) -> frozenset[str]:
+    """Every variable of the rank and of the ranks it was split into."""
+    out = {cascade.rank(rank).var}
+    split = cascade.split_of(rank)
+    if split is not None:
+        for child in split.children:
+            out |= _family(cascade, child)
+    return frozenset(out)
+
+
+class _Analysis:
+    def __init__(self, cascade: Cascade) -> None:
+        self.c = cascade
+        self.nodes: list[_Node] = []
+        for e in cascade.einsums:
+            self.nodes.extend(_decompose(e))
+        self.by_key = {n.key: n for n in self.nodes}
+        self.order = {e.name: i for i, e in enumerate(cascade.einsums)}
+
+    def run(self, rank: str) -> RankPasses:
+        covers = _coverings(self.c, rank)
+        family = _family(self.c, rank)
+
+        def traverses(n: _Node) -> bool:
+            return any(cov <= n.space for cov in covers)
+
+        def stream(acc_vars: frozenset[str]) -> bool:
+            return bool(acc_vars & family)
+
+        passes: dict[str, int] = {n.key: 0 for n in self.nodes}
+        why: dict[str, tuple[str, str]] = {}  # node → (done-read key, its tensor) that forced it
+        for _ in range(len(self.nodes) + 2):
+            changed = False
+            for n in self.nodes:
+                s = d = 0
+                done_src: tuple[str, str] | None = None
+                for acc in sorted(n.reads, key=self.read_order):
+                    w = self.c.producer(acc.tensor)
+                    if w is None:
+                        continue
+                    k = passes[w.name]
+                    if stream(acc.variables):
+                        s = max(s, k)
+                    elif done_src is None or k > d:
+                        d, done_src = k, (w.name, acc.tensor)
+                for key, space in zip(n.inner, n.inner_spaces, strict=True):
+                    k = passes[key]
+                    if stream(space):
+                        s = max(s, k)
+                    elif done_src is None or k > d:
+                        d, done_src = k, (key, "")
+                if traverses(n):
+                    value = max(s, d + 1, 1)
+                    if d + 1 > s and done_src is not None and d >= 1:
+                        why[n.key] = done_src
+                else:
+                    value = max(s, d)
+                if value != passes[n.key]:
+                    passes[n.key] = value
+                    changed = True
+            if not changed:
+                break
+        statement_pass = {e.name: passes[e.name] for e in self.c.einsums}
+        # A statement's pass is that of its latest part.
+        for n in self.nodes:
+            statement_pass[n.statement] = max(statement_pass[n.statement], passes[n.key])
+        total = max((passes[n.key] for n in self.nodes if traverses(n)), default=1)
+        total = max(total, 1)
+        witnesses = self.witnesses(rank, passes, why, family, covers)
+        footprint = self.footprint(rank, total, witnesses, family)
+        return RankPasses(
+            rank,
+            total,
+            tuple((e.name, statement_pass[e.name]) for e in self.c.einsums),
+            witnesses,
+            footprint,
+        )
+
+    def read_order(self, acc: Access) -> int:
+        """Reads in the order their producers appear, so that ties name the earliest."""
+        return self.order.get(acc.tensor, -1)
+
+    # ------------------------------------------------------------ explanations
+    def witnesses(
+        self,
+        rank: str,
+        passes: Mapping[str, int],
+        why: Mapping[str, tuple[str, str]],
+        family: frozenset[str],
+        covers: list[frozenset[str]],
+    ) -> tuple[Witness, ...]:
+        out: list[Witness] = []
+        seen: set[int] = set()
+        for n in self.nodes:
+            k = passes[n.key]
+            if n.key not in why or k in seen or k < 2:
+                continue
+            src_key, result = why[n.key]
+            reducer = self.reducer(src_key, passes, family)
+            if not result:
+                result = self.by_key[src_key].statement if src_key in self.by_key else src_key
+            tensor = self.reread(n, reducer, family, covers)
+            seen.add(k)
+            out.append(
+                Witness(
+                    rank,
+                    k,
+                    self.site(reducer),
+                    result,
+                    self.site(n.statement),
+                    tensor,
+                )
+            )
+        return tuple(sorted(out, key=lambda w: w.number))
+
+    def site(self, statement: str) -> Site:
+        return Site(statement, self.c.einsum(statement).span)
+
+    def reducer(self, key: str, passes: Mapping[str, int], family: frozenset[str]) -> str:
+        """The statement where the rank disappears on the way to a done value."""
+        seen: set[str] = set()
+        while key not in seen:
+            seen.add(key)
+            node = self.by_key.get(key)
+            if node is None:
+                return key
+            if any(acc.variables & family for acc in node.reads) or any(
+                s & family for s in node.inner_spaces
+            ):
+                return node.statement
+            # Only done values flow in: follow the one with the highest pass.
+            best: tuple[int, str] | None = None
+            for acc in node.reads:
+                w = self.c.producer(acc.tensor)
+                if w is not None and (best is None or passes[w.name] > best[0]):
+                    best = (passes[w.name], w.name)
+            for sub in node.inner:
+                if best is None or passes[sub] > best[0]:
+                    best = (passes[sub], sub)
+            if best is None:
+                return node.statement
+            key = best[1]
+        return self.by_key[key].statement if key in self.by_key else key
+
+    def reread(
+        self, consumer: _Node, reducer: str, family: frozenset[str], covers: list[frozenset[str]]
+    ) -> str:
+        """The tensor whose fiber ``consumer`` reads again: one it streams, preferably along
+        the whole rank, computed from what the reducer streamed."""
+        reducer_sources: set[str] = set()
+        for t in self.stream_sources(reducer, family):
+            reducer_sources |= self.stream_sources_of_tensor(t, family)
+        reads = [a for a in self.all_reads(consumer) if a.variables & family]
+        whole = [a.tensor for a in reads if any(c <= a.variables for c in covers)]
+        partial = [a.tensor for a in reads if a.tensor not in whole]
+        for group in (whole, partial):
+            direct = [t for t in group if t in self.stream_sources(reducer, family)]
+            if direct:
+                return direct[0]
+            shared = [
+                t for t in group if self.stream_sources_of_tensor(t, family) & reducer_sources
+            ]
+            if shared:
+                return shared[0]
+        return (whole + partial)[0] if reads else "?"
+
+    def all_reads(self, node: _Node) -> list[Access]:
+        out = list(node.reads)
+        for sub in node.inner:
+            out.extend(self.all_reads(self.by_key[sub]))
+        return out
+
+    def stream_sources(self, statement: str, family: frozenset[str]) -> set[str]:
+        node = self.by_key[statement]
+        return {a.tensor for a in self.all_reads(node) if a.variables & family}
+
+    @functools.cache  # noqa: B019 - the analysis object lives for one report
+    def stream_sources_of_tensor(self, tensor: str, family: frozenset[str]) -> frozenset[str]:
+        """Tensors that ``tensor`` is computed from along the rank, transitively."""
+        e = self.c.producer(tensor)
+        if e is None:
+            return frozenset({tensor})
+        out = {tensor}
+        for acc in self.all_reads(self.by_key[e.name]):
+            if acc.variables & family and acc.tensor != tensor:
+                out |= self.stream_sources_of_tensor(acc.tensor, family)
+        return frozenset(out)
+
+    # ------------------------------------------------------------ footprints
+    def footprint(
+        self, rank: str, total: int, witnesses: tuple[Witness, ...], family: frozenset[str]
+    ) -> Footprint:
+        ranks_of_family = {self.c.var_ranks[v] for v in family}
+        if total > 1 and witnesses:
+            best: Footprint | None = None
+            for w in witnesses:
+                t = self.c.tensor(w.tensor)
+                fiber = [d for d in t.dims if d.rank in ranks_of_family]
+                outer = tuple(d.rank for d in t.dims if d.rank not in ranks_of_family)
+                per_point = self.simplify(_product(self.extent(d.rank, d.iterative) for d in fiber))
+                size = self.simplify(_product(self.extent(d.rank, d.iterative) for d in t.dims))
+                nbytes = size * t.dtype.itemsize
+                spill = nbytes if t.role.value == "input" else 2 * nbytes
+                fp = Footprint("live_fiber", per_point, outer, (t.name,), nbytes, spill)
+                if best is None or _magnitude(fp.per_point) > _magnitude(best.per_point):
+                    best = fp
+            assert best is not None
+            return best
+        carried = self.carried_tensors(ranks_of_family)
+        if carried:
+            common = set.intersection(*(set(t.ranks) for t in carried)) - ranks_of_family
+            outer = tuple(r for r in carried[0].ranks if r in common)
+            state: sympy.Expr = sympy.Integer(0)
+            total_bytes: sympy.Expr = sympy.Integer(0)
+            for t in carried:
+                inner = [d for d in t.dims if not d.iterative and d.rank not in common]
+                values = _product(self.extent(d.rank) for d in inner)
+                state = state + values
+                whole = _product(self.extent(d.rank) for d in t.dims if not d.iterative)
+                total_bytes = total_bytes + whole * t.dtype.itemsize
+            return Footprint(
+                "carried_state",
+                self.simplify(state),
+                outer,
+                tuple(t.name for t in carried),
+                self.simplify(total_bytes),
+            )
+        return Footprint("none", sympy.Integer(0), (), ())
+
+    def carried_tensors(self, ranks: set[str]) -> list[Tensor]:
+        out = []
+        for t in self.c.tensors:
+            pos = t.iterative_position
+            if pos is not None and t.dims[pos].rank in ranks:
+                out.append(t)
+        return out
+
+    def extent(self, rank: str, iterative: bool = False) -> sympy.Expr:
+        sym = self.c.rank(rank).symbol
+        return sym + 1 if iterative else sym
+
+    def simplify(self, expr: sympy.Expr) -> sympy.Expr:
+        """Write products of split ranks as their parent: ``M1*M0`` → ``M``."""
+        return in_parent_ranks(self.c, expr)
+
+
+def _magnitude(expr: sympy.Expr) -> float:
+    """A size for comparing footprints: every extent set to 1024."""
+    return float(expr.subs(dict.fromkeys(expr.free_symbols, 1024)))
+
+
+def _product(items: object) -> sympy.Expr:
+    out: sympy.Expr = sympy.Integer(1)
+    for x in items:  # type: ignore[attr-defined]
+        out = out * x
+    return out
+
+
+def analyze_passes(cascade: Cascade, rank: str | None = None) -> PassReport:
+    """Pass counts, pass numbers, witnesses and footprints for every rank (or one rank).
+
+    >>> from einsumcc import load
+    >>> c = load("rank K\\ninput A[K]\\ninput B[K]\\noutput Z[]\\n"
+    ...          "Y[] = A[k] * B[k]\\nZ[] = Y[] * A[k]\\n")
+    >>> analyze_passes(c).passes
+    {'K': 2}
+    """
+    analysis = _Analysis(cascade)
+    names = [r.name for r in cascade.ranks] if rank is None else [rank]
+    return PassReport(cascade.name, tuple(analysis.run(r) for r in names))

@@ -1,0 +1,397 @@
+"""Text to syntax tree: the Lark grammar, a bracket-aware post-lexer and friendly syntax errors."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Iterator
+from importlib import resources
+from typing import Any
+
+import lark
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from einsumcc.diagnostics import Diagnostic, EinError, Source, Span
+from einsumcc.frontend import syntax as s
+
+_OPEN = {"LPAR": "(", "LSQB": "[", "LBRACE": "{"}
+_CLOSE = {"RPAR": "LPAR", "RSQB": "LSQB", "RBRACE": "LBRACE"}
+
+KEYWORDS = frozenset(
+    [
+        "cascade",
+        "rank",
+        "split",
+        "param",
+        "input",
+        "output",
+        "tensor",
+        "init",
+        "where",
+        "and",
+        "expect",
+        "inf",
+    ]
+)
+RESERVED = frozenset({"op", "schedule"})
+
+# Human names for the grammar's terminals, used in "expected ..." messages.
+_TERMINAL_NAMES = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "_NL": "end of line",
+    "$END": "end of file",
+    "EQUAL": "'='",
+    "COMMA": "','",
+    "COLON": "':'",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "PLUS": "'+'",
+    "MINUS": "'-'",
+    "STAR": "'*'",
+    "SLASH": "'/'",
+    "CMP": "a comparison ('==', '<=', ...)",
+    "INF": "'inf'",
+    "WHERE": "'where'",
+    "AND": "'and'",
+    "__ANON_0": "'->'",
+}
+
+
+class _BracketPostLexer:
+    """Drops newlines inside brackets and remembers unclosed openers for error messages."""
+
+    always_accept = ("_NL",)
+
+    def __init__(self) -> None:
+        self.stack: list[Token] = []
+        self.history: list[Token] = []
+
+    def before(self, tok: Token | None) -> Token | None:
+        """The last token read before ``tok`` (the one the parser stopped at)."""
+        for prev in reversed(self.history):
+            if tok is None or tok.type == "$END" or (prev.start_pos or 0) < (tok.start_pos or 0):
+                return prev
+        return None
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        self.stack = []
+        self.history = []
+        for tok in stream:
+            if tok.type in _OPEN:
+                self.stack.append(tok)
+            elif tok.type in _CLOSE and self.stack and self.stack[-1].type == _CLOSE[tok.type]:
+                self.stack.pop()
+            if tok.type == "_NL" and self.stack:
+                continue
+            self.history = [*self.history[-2:], tok]
+            yield tok
+
+
+@functools.cache
+def _parser() -> tuple[Lark, _BracketPostLexer]:
+    grammar = resources.files("einsumcc.grammars").joinpath("ein.lark").read_text("utf-8")
+    post = _BracketPostLexer()
+    parser = Lark(
+        grammar,
+        parser="lalr",
+        lexer="contextual",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        postlex=post,
+        cache=False,
+    )
+    return parser, post
+
+
+def parse_source(source: Source) -> s.Program:
+    """Parse `.ein` text into a :class:`~einsumcc.frontend.syntax.Program`.
+
+    Raises :class:`EinError` (with the position of the first syntax error) on bad input.
+    """
+    parser, post = _parser()
+    text = source.text if source.text.endswith("\n") else source.text + "\n"
+    try:
+        tree = parser.parse(text)
+    except UnexpectedInput as exc:
+        raise EinError((_syntax_diagnostic(exc, source, post),), source) from None
+    return _Builder(source.name).program(tree)
+
+
+def parse_file(path: str) -> tuple[s.Program, Source]:
+    source = Source.from_path(path)
+    return parse_source(source), source
+
+
+# ---------------------------------------------------------------- syntax errors
+
+
+_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH"}
+
+
+def _expected_text(expected: set[str] | frozenset[str]) -> str:
+    names = []
+    terms = set(expected)
+    if terms >= _OPERATORS:
+        terms -= _OPERATORS
+        names.append("an operator")
+    for term in sorted(terms):
+        if term in _TERMINAL_NAMES:
+            names.append(_TERMINAL_NAMES[term])
+        elif term.isupper() and term.lower() in KEYWORDS:
+            names.append(f"'{term.lower()}'")
+    names = sorted(set(names))
+    if not names:
+        return ""
+    if len(names) == 1:
+        return names[0]
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _tok_span(file: str, tok: Token) -> Span:
+    line = tok.line or 1
+    col = tok.column or 1
+    end_line = tok.end_line or line
+    end_col = tok.end_column or col + max(len(str(tok)), 1)
+    if tok.type == "_NL":
+        end_line, end_col = line, col + 1
+    return Span(file, line, col, end_line, end_col)
+
+
+def _after(file: str, tok: Token) -> Span:
+    """The position just after ``tok``: where a missing token belongs."""
+    line = tok.end_line or tok.line or 1
+    col = tok.end_column or (tok.column or 1) + len(str(tok))
+    return Span(file, line, col, line, col + 1)
+
+
+def _syntax_diagnostic(exc: UnexpectedInput, source: Source, post: _BracketPostLexer) -> Diagnostic:
+    file = source.name
+    line = getattr(exc, "line", None) or 1
+    # An unclosed bracket swallows newlines, so the parser stumbles lines later: blame the opener.
+    if post.stack and post.stack[-1].line is not None and post.stack[-1].line < line:
+        opener = post.stack[-1]
+        closer = {"LPAR": ")", "LSQB": "]", "LBRACE": "}"}[opener.type]
+        return Diagnostic(
+            "error",
+            f"unclosed '{_OPEN[opener.type]}'",
+            _tok_span(file, opener),
+            hint=f"add the matching '{closer}' on this line, or end the line with '\\' "
+            "to continue the statement",
+        )
+    if isinstance(exc, UnexpectedCharacters):
+        pos = exc.pos_in_stream or 0
+        char = source.text[pos] if pos < len(source.text) else "?"
+        span = Span(file, exc.line, exc.column, exc.line, exc.column + 1)
+        hint = None
+        if char == "'" or char == '"':
+            hint = "the .ein language has no strings"
+        elif char == "=" or char == "!":
+            hint = "comparisons are '==', '!=', '<=', '>=', '<' and '>'"
+        elif char == ".":
+            hint = "numbers are written with digits on both sides of the point: 0.5, not .5 or 5."
+        return Diagnostic("error", f"unexpected character {char!r}", span, hint)
+    if isinstance(exc, UnexpectedEOF):
+        span = Span(file, line, 1, line, 2)
+        return Diagnostic("error", "unexpected end of file", span)
+    assert isinstance(exc, UnexpectedToken)
+    tok = exc.token
+    expected = _expected_text(exc.expected)
+    prev = post.before(tok)
+    if prev is not None and (str(prev) in RESERVED and prev.type != "NAME"):
+        return Diagnostic(
+            "error",
+            f"'{prev}' is reserved for future use",
+            _tok_span(file, prev),
+            hint="the .ein language keeps 'op' and 'schedule' for later versions",
+        )
+    if post.stack and tok.type == "EQUAL":
+        opener = post.stack[-1]
+        closer = {"LPAR": ")", "LSQB": "]", "LBRACE": "}"}[opener.type]
+        return Diagnostic(
+            "error",
+            f"unclosed '{_OPEN[opener.type]}'",
+            _tok_span(file, opener),
+            hint=f"add the matching '{closer}' before '='",
+        )
+    if tok.type == "$END":
+        span = _after(file, prev) if prev is not None else Span(file, 1, 1, 1, 2)
+        return Diagnostic("error", "unexpected end of file", span, _expect_hint(expected))
+    if str(tok) in RESERVED or tok.type in {"OP", "SCHEDULE"}:
+        return Diagnostic(
+            "error",
+            f"'{tok}' is reserved for future use",
+            _tok_span(file, tok),
+            hint="choose another name",
+        )
+    if tok.type == "_NL":
+        span = _after(file, prev) if prev is not None else _tok_span(file, tok)
+        message = "statement ends too early"
+        if expected:
+            message += f": expected {expected}"
+        return Diagnostic("error", message, span, _nl_hint(prev))
+    if tok.type.isupper() and str(tok) in KEYWORDS and tok.type != "NAME":
+        hint = "keywords cannot be used as names"
+        if "NAME" not in exc.expected and expected:
+            hint = None
+        message = f"unexpected keyword '{tok}'"
+        if expected:
+            message += f": expected {expected}"
+        return Diagnostic("error", message, _tok_span(file, tok), hint)
+    message = f"unexpected {_describe(tok)}"
+    if expected:
+        message += f": expected {expected}"
+    return Diagnostic("error", message, _tok_span(file, tok), _token_hint(tok, prev, exc))
+
+
+def _describe(tok: Token) -> str:
+    if tok.type == "NAME":
+        return f"name '{tok}'"
+    if tok.type == "NUMBER":
+        return f"number {tok}"
+    return f"'{tok}'"
+
+
+def _expect_hint(expected: str) -> str | None:
+    return f"expected {expected}" if expected else None
+
+
+def _nl_hint(prev: Token | None) -> str | None:
+    if prev is not None and str(prev) in {"+", "-", "*", "/", "="}:
+        return f"'{prev}' needs an operand after it"
+    return None
+
+
+def _token_hint(tok: Token, prev: Token | None, exc: UnexpectedToken) -> str | None:
+    if prev is not None and prev.type == "NAME":
+        word = str(prev)
+        at_start = prev.line == tok.line and (prev.column or 0) <= 1
+        for kw in sorted(KEYWORDS, key=len, reverse=True):
+            rest = word[len(kw) :]
+            if at_start and word.startswith(kw) and rest[:1].isupper():
+                return f"did you mean '{kw} {rest}'?"
+        close = difflib.get_close_matches(word, sorted(KEYWORDS), n=1, cutoff=0.75)
+        if close and at_start:
+            return f"did you mean the keyword '{close[0]}'?"
+    if tok.type == "STAR" and prev is not None and prev.type == "STAR":
+        return "there is no power operator; multiply, or use exp and log"
+    if tok.type in {"NAME", "NUMBER", "LPAR"} and {"STAR", "PLUS"} & set(exc.expected):
+        return "operands need an operator between them, such as '*'"
+    if tok.type == "EQUAL" and "CMP" in exc.expected:
+        return "use '==' to compare"
+    return None
+
+
+# ---------------------------------------------------------------- tree -> syntax
+
+
+class _Builder:
+    def __init__(self, file: str) -> None:
+        self.file = file
+
+    def span(self, node: Tree[Any] | Token) -> Span | None:
+        if isinstance(node, Token):
+            return _tok_span(self.file, node)
+        meta = node.meta
+        if getattr(meta, "empty", True):
+            return None
+        return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def ident(self, tok: Any) -> s.Ident:
+        assert isinstance(tok, Token)
+        return s.Ident(str(tok), self.span(tok))
+
+    def program(self, tree: Tree[Any]) -> s.Program:
+        stmts = tuple(self.stmt(child) for child in tree.children if isinstance(child, Tree))
+        return s.Program(stmts, self.file)
+
+    def stmt(self, t: Tree[Any]) -> s.Stmt:
+        kind = t.data
+        c = t.children
+        sp = self.span(t)
+        if kind == "cascade_stmt":
+            return s.CascadeStmt(self.ident(c[0]), sp)
+        if kind == "rank_stmt":
+            return s.RankStmt(self.ident(c[0]), self.expr(c[1]) if len(c) > 1 else None, sp)
+        if kind == "split_stmt":
+            return s.SplitStmt(self.ident(c[0]), tuple(self.ident(x) for x in c[1:]), sp)
+        if kind == "param_stmt":
+            return s.ParamStmt(self.ident(c[0]), self.expr(c[1]), sp)
+        if kind == "tensor_stmt":
+            kind_tree, name, *rest = c
+            kind_tok = kind_tree.children[0]
+            dims = tuple(self.expr(x) for x in rest[:-2] if x is not None)
+            dtype = self.ident(rest[-2]) if rest[-2] is not None else None
+            fill = self.expr(rest[-1]) if rest[-1] is not None else None
+            return s.TensorStmt(str(kind_tok), self.ident(name), dims, dtype, fill, sp)
+        if kind == "init_stmt":
+            return s.InitStmt(self.access(c[0]), self.expr(c[1]), sp)
+        if kind == "einsum_stmt":
+            where: tuple[s.Cond, ...] = ()
+            if len(c) > 2 and c[2] is not None:
+                where = tuple(self.cond(x) for x in c[2].children)
+            return s.EinsumStmt(self.access(c[0]), self.expr(c[1]), where, sp)
+        if kind == "expect_stmt":
+            fn, *mid, op, value = c
+            args = tuple(self.expr(x) for x in mid if x is not None)
+            return s.ExpectStmt(self.ident(fn), args, str(op), self.expr(value), sp)
+        if kind == "reserved_stmt":
+            return s.ReservedStmt(str(c[0]), sp)
+        raise AssertionError(f"unknown statement {kind}")
+
+    def cond(self, t: Tree[Any]) -> s.Cond:
+        lhs, op, rhs = t.children
+        return s.Cond(self.expr(lhs), str(op), self.expr(rhs), self.span(t))
+
+    def access(self, t: Tree[Any]) -> s.Access:
+        name, *idx = t.children
+        indices = tuple(self.expr(x) for x in idx if x is not None)
+        return s.Access(self.ident(name), indices, self.span(t))
+
+    def expr(self, t: Any) -> s.Expr:
+        if isinstance(t, Token):
+            raise AssertionError(f"bare token {t!r} in expression")
+        sp = self.span(t)
+        kind = t.data
+        c = t.children
+        if kind == "number":
+            return s.Number(str(c[0]), sp)
+        if kind == "inf":
+            return s.Inf(sp)
+        if kind == "name":
+            return s.Name(str(c[0]), sp)
+        if kind == "access":
+            return self.access(t)
+        if kind == "call":
+            fn, *args = c
+            return s.Call(self.ident(fn), tuple(self.expr(a) for a in args if a is not None), sp)
+        if kind == "paren":
+            inner = self.expr(c[0])
+            return _respan(inner, sp)
+        if kind == "neg":
+            return s.Neg(self.expr(c[0]), sp)
+        if kind == "reduce":
+            op, *names, body = c
+            return s.Reduce(
+                self.ident(op), tuple(self.ident(n) for n in names), self.expr(body), sp
+            )
+        if kind in {"add", "sub", "mul", "div"}:
+            op = {"add": "+", "sub": "-", "mul": "*", "div": "/"}[kind]
+            return s.BinOp(op, self.expr(c[0]), self.expr(c[1]), sp)
+        raise AssertionError(f"unknown expression {kind}")
+
+
+def _respan(e: s.Expr, span: Span | None) -> s.Expr:
+    """A parenthesised expression keeps the span of its parentheses."""
+    import dataclasses
+
+    return dataclasses.replace(e, span=span)
+
+
+__all__ = ["KEYWORDS", "RESERVED", "parse_file", "parse_source"]
+_ = lark  # the lark package is the parser generator; keep the import explicit for readers

@@ -1,0 +1,384 @@
+"""The cascade IR: frozen, hashable dataclasses.  Spans never take part in equality.
+
+Index expressions, extents and filter conditions are sympy expressions over two kinds of
+symbols: rank variables (``m1``: integer, non-negative) and rank extents (``M0``: integer,
+positive).  Value expressions are a small tree of their own (:data:`Expr`), because they carry
+reductions, calls and spans that sympy cannot hold.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import sympy
+
+from einsumcc.diagnostics import Span
+
+
+def _span() -> Span | None:
+    return field(default=None, compare=False, hash=False, repr=False)
+
+
+@functools.cache
+def var_symbol(name: str) -> sympy.Symbol:
+    """The sympy symbol of a rank variable (``m1``)."""
+    return sympy.Symbol(name, integer=True, nonnegative=True)
+
+
+@functools.cache
+def extent_symbol(name: str) -> sympy.Symbol:
+    """The sympy symbol of a rank extent (``M0``)."""
+    return sympy.Symbol(name, integer=True, positive=True)
+
+
+def is_var_symbol(sym: sympy.Basic) -> bool:
+    return isinstance(sym, sympy.Symbol) and bool(sym.is_nonnegative) and not sym.is_positive
+
+
+class DType(enum.Enum):
+    F16 = "f16"
+    BF16 = "bf16"
+    F32 = "f32"
+    F64 = "f64"
+    I32 = "i32"
+    I64 = "i64"
+    BOOL = "bool"
+
+    @property
+    def itemsize(self) -> int:
+        return {"f16": 2, "bf16": 2, "f32": 4, "f64": 8, "i32": 4, "i64": 8, "bool": 1}[self.value]
+
+    @property
+    def is_float(self) -> bool:
+        return self.value in {"f16", "bf16", "f32", "f64"}
+
+    @property
+    def max_finite(self) -> float:
+        return {
+            "f16": 65504.0,
+            "bf16": 3.3895313892515355e38,
+            "f32": 3.4028234663852886e38,
+            "f64": 1.7976931348623157e308,
+            "i32": float(2**31 - 1),
+            "i64": float(2**63 - 1),
+            "bool": 1.0,
+        }[self.value]
+
+    @property
+    def min_value(self) -> float:
+        return {"i32": -float(2**31), "i64": -float(2**63), "bool": 0.0}.get(
+            self.value, -self.max_finite
+        )
+
+    def can_represent(self, value: float) -> bool:
+        if math.isnan(value):
+            return self.is_float
+        if math.isinf(value):
+            return self.is_float
+        if not self.is_float and value != int(value):
+            return False
+        return self.min_value <= value <= self.max_finite
+
+
+class Role(enum.Enum):
+    INPUT = "input"
+    OUTPUT = "output"
+    INTERMEDIATE = "tensor"
+
+
+# ---------------------------------------------------------------- value expressions
+
+
+@dataclass(frozen=True, slots=True)
+class Const:
+    value: int | float
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ParamRef:
+    name: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ExtentRef:
+    """A rank extent used as a value (``E`` in ``1 / sqrt(E)``)."""
+
+    rank: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class VarRef:
+    """A rank variable used as a value (``p - m``): an integer."""
+
+    var: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    tensor: str
+    indices: tuple[sympy.Expr, ...]
+    span: Span | None = _span()
+
+    @property
+    def variables(self) -> frozenset[str]:
+        return frozenset(str(s) for ix in self.indices for s in ix.free_symbols if is_var_symbol(s))
+
+
+@dataclass(frozen=True, slots=True)
+class Neg:
+    operand: Expr
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Binary:
+    op: str  # + - * /
+    lhs: Expr
+    rhs: Expr
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    fn: str
+    args: tuple[Expr, ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Reduce:
+    op: str  # sum max min prod
+    variables: tuple[str, ...]  # sorted
+    body: Expr
+    span: Span | None = _span()
+
+
+Expr = Const | ParamRef | ExtentRef | VarRef | Access | Neg | Binary | Call | Reduce
+
+REDUCTIONS = ("sum", "max", "min", "prod")
+FUNCTIONS: dict[str, int] = {
+    "exp": 1,
+    "log": 1,
+    "sqrt": 1,
+    "rsqrt": 1,
+    "tanh": 1,
+    "sigmoid": 1,
+    "relu": 1,
+    "abs": 1,
+    "max": 2,
+    "min": 2,
+    # extension: EDGE's ÷(←) merge, a / b where b != 0 and 0 where b == 0
+    "safe_div": 2,
+}
+
+
+def children(e: Expr) -> tuple[Expr, ...]:
+    if isinstance(e, Neg):
+        return (e.operand,)
+    if isinstance(e, Binary):
+        return (e.lhs, e.rhs)
+    if isinstance(e, Call):
+        return e.args
+    if isinstance(e, Reduce):
+        return (e.body,)
+    return ()
+
+
+def walk(e: Expr) -> Iterator[Expr]:
+    """Every node of ``e``, parents before children."""
+    yield e
+    for c in children(e):
+        yield from walk(c)
+
+
+def accesses(e: Expr) -> tuple[Access, ...]:
+    return tuple(n for n in walk(e) if isinstance(n, Access))
+
+
+def free_variables(e: Expr) -> frozenset[str]:
+    """Rank variables used in ``e`` and not bound by a reduction inside it."""
+    if isinstance(e, Access):
+        return e.variables
+    if isinstance(e, VarRef):
+        return frozenset({e.var})
+    if isinstance(e, Reduce):
+        return free_variables(e.body) - set(e.variables)
+    out: frozenset[str] = frozenset()
+    for c in children(e):
+        out |= free_variables(c)
+    return out
+
+
+# ---------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True, slots=True)
+class Rank:
+    """A rank.  ``extent`` is its default (an integer expression of other extents) or None."""
+
+    name: str
+    extent: sympy.Expr | None
+    span: Span | None = _span()
+
+    @property
+    def var(self) -> str:
+        return self.name.lower()
+
+    @property
+    def symbol(self) -> sympy.Symbol:
+        return extent_symbol(self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """``split M -> M1, M0`` declares ``m == m1*M0 + m0`` and ``M == M1*M0``."""
+
+    parent: str
+    children: tuple[str, ...]
+    span: Span | None = _span()
+
+    @property
+    def index_expr(self) -> sympy.Expr:
+        """The parent's variable in terms of the children's: ``m1*M0 + m0``."""
+        expr = sympy.Integer(0)
+        stride: sympy.Expr = sympy.Integer(1)
+        for child in reversed(self.children):
+            expr = expr + var_symbol(child.lower()) * stride
+            stride = stride * extent_symbol(child)
+        return expr
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    name: str
+    value: Expr
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Dim:
+    """One position of a tensor: a rank, or the iterative copy of a rank (extent ``X + 1``)."""
+
+    rank: str
+    iterative: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.rank}+1" if self.iterative else self.rank
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    name: str
+    role: Role
+    dims: tuple[Dim, ...]
+    dtype: DType
+    fill: Expr
+    span: Span | None = _span()
+
+    @property
+    def ranks(self) -> tuple[str, ...]:
+        return tuple(d.rank for d in self.dims)
+
+    @property
+    def iterative_position(self) -> int | None:
+        for i, d in enumerate(self.dims):
+            if d.iterative:
+                return i
+        return None
+
+    @property
+    def is_iterative(self) -> bool:
+        return self.iterative_position is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One affine comparison of a ``where`` filter."""
+
+    lhs: sympy.Expr
+    op: str  # < <= > >= == !=
+    rhs: sympy.Expr
+    span: Span | None = _span()
+
+    @property
+    def variables(self) -> frozenset[str]:
+        syms = self.lhs.free_symbols | self.rhs.free_symbols
+        return frozenset(str(s) for s in syms if is_var_symbol(s))
+
+
+@dataclass(frozen=True, slots=True)
+class Einsum:
+    """One statement ``OUT[...] = body where ...``; named after the tensor it assigns."""
+
+    output: Access
+    body: Expr
+    where: tuple[Condition, ...] = ()
+    span: Span | None = _span()
+
+    @property
+    def name(self) -> str:
+        return self.output.tensor
+
+    @property
+    def lhs_variables(self) -> tuple[str, ...]:
+        out: list[str] = []
+        for ix in self.output.indices:
+            for sym in sorted(ix.free_symbols, key=str):
+                if is_var_symbol(sym) and str(sym) not in out:
+                    out.append(str(sym))
+        return tuple(out)
+
+    @property
+    def iterative_variable(self) -> str | None:
+        """``m1`` when the output is indexed ``m1 + 1``."""
+        for ix in self.output.indices:
+            syms = [s for s in ix.free_symbols if is_var_symbol(s)]
+            if len(syms) == 1 and ix - syms[0] == 1:
+                return str(syms[0])
+        return None
+
+    @property
+    def reduced_variables(self) -> tuple[str, ...]:
+        out: list[str] = []
+        for n in walk(self.body):
+            if isinstance(n, Reduce):
+                out.extend(v for v in n.variables if v not in out)
+        return tuple(out)
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """The iteration space: left-hand variables, then reduced ones."""
+        lhs = self.lhs_variables
+        return lhs + tuple(v for v in self.reduced_variables if v not in lhs)
+
+    @property
+    def reads(self) -> tuple[Access, ...]:
+        return accesses(self.body)
+
+
+@dataclass(frozen=True, slots=True)
+class Init:
+    """``init RM[0, p] = -inf``: the first iterate of an iterative tensor."""
+
+    target: Access
+    value: Expr
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Expect:
+    """``expect passes(M) == 3``."""
+
+    fn: str
+    args: tuple[str, ...]
+    op: str
+    value: int | float
+    span: Span | None = _span()

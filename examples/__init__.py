@@ -1,0 +1,1 @@
+"""The example cascades, shipped with the package as ``einsumcc.examples`` (data only)."""
