@@ -52,7 +52,7 @@ def render_rank(r: RankPasses, extents: Mapping[str, int] | None) -> list[str]:
             label = f"pass {k}" if k else "no pass"
             lines.append(f"  {label}: {', '.join(names)}")
     for w in r.witnesses:
-        lines.append(f"  {w}")
+        lines.append(f"  why {w}")
     lines.extend("  " + x for x in _footprint_text(r.footprint, extents))
     return lines
 

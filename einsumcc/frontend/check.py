@@ -126,8 +126,7 @@ class _Checker:
         seen_names: dict[str, tuple[str, Span | None]] = {}
 
         def declare(ident: s.Ident, what: str) -> bool:
-            if not self.check_name(ident, what):
-                return False
+            self.check_name(ident, what)  # reported; keep the declaration to avoid follow-ups
             if ident.name in seen_names:
                 kind, where = seen_names[ident.name]
                 self.error(
@@ -159,7 +158,6 @@ class _Checker:
                         hint="a rank's variable is its lowercase name, so rank names are "
                         f"written in uppercase: rank {st.name.name.upper()}",
                     )
-                    continue
                 var = st.name.name.lower()
                 if var in self.var_rank:
                     other = self.var_rank[var]
@@ -268,9 +266,16 @@ class _Checker:
             if value is None or st.extent is None:
                 continue
             if not value.is_integer:
+                expr = self.rank_extents[name]
+                assert expr is not None
+                uses = ", ".join(
+                    f"{sym} = {self.concrete_extent(str(sym))}"
+                    for sym in sorted(expr.free_symbols, key=str)
+                )
                 self.error(
                     st.extent.span,
-                    f"extent of {name} is {value}, not an integer",
+                    f"extent of {name} is {float(value):g}, not an integer"
+                    + (f" ({uses})" if uses else ""),
                     hint="a division in an extent must be exact",
                 )
             elif value <= 0:
@@ -359,7 +364,8 @@ class _Checker:
                 )
             whole = self.concrete_extent(parent)
             parts = [self.concrete_extent(c) for c in names]
-            if whole is not None and all(p is not None for p in parts):
+            known = whole is not None and all(p is not None and p.is_integer for p in parts)
+            if known:
                 prod = math.prod(int(p) for p in parts if p is not None)
                 if whole != prod:
                     self.error(
@@ -743,16 +749,16 @@ class _Checker:
                         )
                         ok = False
                     seen[str(v)] = idx.span
-            if dims is not None and dims[i] != dim:
+            if dims is not None and dims[i] != dim and ok:
                 want = dims[i]
+                var = self.ranks[want.rank].name.name.lower()
+                hint = self.transpose_hint(info.name, dims, target)
                 if want.rank == dim.rank and want.iterative:
-                    var = self.ranks[want.rank].name.name.lower()
-                    msg = (
-                        f"{info.name} is iterative in {want.rank}: its Einsum writes "
-                        f"the next iterate, {info.name}[..{var} + 1..]"
-                    )
+                    msg = f"{info.name} is iterative in {want.rank}: its Einsum writes the next iterate"
+                    hint = f"write {info.name}[..{var} + 1..] = ... and read {info.name}[..{var}..]"
                 elif want.rank == dim.rank:
-                    msg = f"{info.name} is not iterative in {want.rank}; write {want.rank.lower()}"
+                    msg = f"{info.name} is not iterative in {want.rank}"
+                    hint = f"index it with {var}, or declare it {info.name}[..{want.rank}+1..]"
                 else:
                     msg = (
                         f"index {_show(idx)} (rank {dim.rank}) is at position {i + 1} of "
@@ -761,7 +767,7 @@ class _Checker:
                 self.error(
                     idx.span,
                     msg,
-                    hint=self.transpose_hint(info.name, dims, target),
+                    hint=hint,
                     notes=[(f"{info.name} declared here", info.span)] if info.decl else [],
                 )
                 ok = False
@@ -863,6 +869,21 @@ class _Checker:
             else:
                 names.append(v.name)
         body = self.value_expr(e.body, bound | set(names), ctx)
+        used = ir.free_variables(body)
+        for v in e.variables:
+            if v.name in names and v.name not in used:
+                rank = self.var_rank[v.name]
+                split = self.splits.get(rank)
+                if split is not None:
+                    kids = ", ".join(c.name.lower() for c in split.children)
+                    hint = f"rank {rank} is split into its tiles here: reduce over {kids}?"
+                else:
+                    hint = (
+                        f"a reduction's operand is a single factor: to reduce a product, "
+                        f"parenthesise it: {op}{{{v.name}}} (A[..{v.name}..] * B[..])"
+                    )
+                self.error(v.span, f"'{v.name}' does not occur in the operand of {op}{{{v.name}}}", hint=hint)
+                ok = False
         if not ok:
             raise _UnresolvedError
         return ir.Reduce(op, tuple(sorted(names)), body, e.span)
@@ -907,6 +928,9 @@ class _Checker:
                 failed = True
                 continue
             dim = dims[i]
+            if failed:
+                indices.append(expr)
+                continue
             if isinstance(idx, s.Name) and idx.name in self.var_rank:
                 rank = self.var_rank[idx.name]
                 if rank != dim.rank:

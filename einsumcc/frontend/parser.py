@@ -243,10 +243,13 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: Source, post: _BracketPostL
         if expected:
             message += f": expected {expected}"
         return Diagnostic("error", message, _tok_span(file, tok), hint)
+    hint = _token_hint(tok, prev, exc)
     message = f"unexpected {_describe(tok)}"
-    if expected:
+    if hint == "use '==' to compare":
+        message += " in a comparison"
+    elif expected:
         message += f": expected {expected}"
-    return Diagnostic("error", message, _tok_span(file, tok), _token_hint(tok, prev, exc))
+    return Diagnostic("error", message, _tok_span(file, tok), hint)
 
 
 def _describe(tok: Token) -> str:
