@@ -29,7 +29,8 @@ def test_run_json_form_and_determinism(capsys):
     av = first["outputs"]["AV"]
     assert av["shape"] == [64, 128]
     assert set(av) == {"shape", "sum", "l2"}
-    assert isinstance(av["sum"], float) and av["l2"] > 0
+    assert isinstance(av["sum"], float)
+    assert av["l2"] > 0
     assert run_json(capsys, *argv) == first
     other = run_json(capsys, *argv[:-2], "1", "--json")
     assert other != first
@@ -50,15 +51,31 @@ def test_run_json_stdout_is_only_json():
 
 def test_run_save_and_inputs_roundtrip(tmp_path, capsys):
     out = tmp_path / "out.npz"
-    assert main(["run", str(EXAMPLES / "matmul.ein"), "--dims", "M=4,N=3,K=2", "--save", str(out)]) == 0
+    assert (
+        main(["run", str(EXAMPLES / "matmul.ein"), "--dims", "M=4,N=3,K=2", "--save", str(out)])
+        == 0
+    )
     assert "saved Z" in capsys.readouterr().out
     with np.load(out) as z:
         assert z["Z"].shape == (4, 3)
     a, b = np.ones((4, 2)), np.full((2, 3), 2.0)
     given = tmp_path / "in.npz"
     np.savez(given, A=a, B=b)
-    assert main(["run", str(EXAMPLES / "matmul.ein"), "--dims", "M=4,N=3,K=2",
-                 "--inputs", str(given), "--save", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(EXAMPLES / "matmul.ein"),
+                "--dims",
+                "M=4,N=3,K=2",
+                "--inputs",
+                str(given),
+                "--save",
+                str(out),
+            ]
+        )
+        == 0
+    )
     with np.load(out) as z:
         np.testing.assert_array_equal(z["Z"], a @ b)
 
@@ -66,16 +83,19 @@ def test_run_save_and_inputs_roundtrip(tmp_path, capsys):
 def test_run_inputs_with_unknown_tensor(tmp_path, capsys):
     given = tmp_path / "in.npz"
     np.savez(given, A=np.ones((4, 2)), C=np.ones(3))
-    status = main(["run", str(EXAMPLES / "matmul.ein"), "--dims", "M=4,N=3,K=2",
-                   "--inputs", str(given)])
+    status = main(
+        ["run", str(EXAMPLES / "matmul.ein"), "--dims", "M=4,N=3,K=2", "--inputs", str(given)]
+    )
     assert status == 1
     assert "'C', which is not an input of matmul" in capsys.readouterr().err
 
 
 def test_rank0_outputs_are_saved_as_0d(tmp_path):
     out = tmp_path / "z.npz"
-    assert main(["run", str(EXAMPLES / "paper" / "cascade1.ein"), "--dims", "K=8",
-                 "--save", str(out)]) == 0
+    assert (
+        main(["run", str(EXAMPLES / "paper" / "cascade1.ein"), "--dims", "K=8", "--save", str(out)])
+        == 0
+    )
     with np.load(out) as z:
         assert z["Z"].shape == ()
 
@@ -112,7 +132,8 @@ def test_internal_errors_exit_3(monkeypatch, capsys):
     monkeypatch.setattr(cli, "cmd_show", boom)
     assert main(["show", ONE_PASS]) == 3
     err = capsys.readouterr().err
-    assert "internal error" in err and "Traceback" not in err
+    assert "internal error" in err
+    assert "Traceback" not in err
 
 
 def test_every_subcommand_has_help():
@@ -147,7 +168,8 @@ def test_graph_dot_and_svg(tmp_path, capsys):
     svg = tmp_path / "g.svg"
     status = main(["graph", ONE_PASS, "-o", str(svg)])
     if shutil.which("dot"):
-        assert status == 0 and svg.read_text().lstrip().startswith("<?xml")
+        assert status == 0
+        assert svg.read_text().lstrip().startswith("<?xml")
     else:
         assert status == 1
         assert "Graphviz" in capsys.readouterr().err

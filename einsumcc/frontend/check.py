@@ -754,7 +754,10 @@ class _Checker:
                 var = self.ranks[want.rank].name.name.lower()
                 hint = self.transpose_hint(info.name, dims, target)
                 if want.rank == dim.rank and want.iterative:
-                    msg = f"{info.name} is iterative in {want.rank}: its Einsum writes the next iterate"
+                    msg = (
+                        f"{info.name} is iterative in {want.rank}: "
+                        "its Einsum writes the next iterate"
+                    )
                     hint = f"write {info.name}[..{var} + 1..] = ... and read {info.name}[..{var}..]"
                 elif want.rank == dim.rank:
                     msg = f"{info.name} is not iterative in {want.rank}"
@@ -875,14 +878,18 @@ class _Checker:
                 rank = self.var_rank[v.name]
                 split = self.splits.get(rank)
                 if split is not None:
-                    kids = ", ".join(c.name.lower() for c in split.children)
-                    hint = f"rank {rank} is split into its tiles here: reduce over {kids}?"
+                    tiles = ", ".join(c.name.lower() for c in split.children)
+                    hint = f"rank {rank} is split into its tiles here: reduce over {tiles}?"
                 else:
                     hint = (
                         f"a reduction's operand is a single factor: to reduce a product, "
                         f"parenthesise it: {op}{{{v.name}}} (A[..{v.name}..] * B[..])"
                     )
-                self.error(v.span, f"'{v.name}' does not occur in the operand of {op}{{{v.name}}}", hint=hint)
+                self.error(
+                    v.span,
+                    f"'{v.name}' does not occur in the operand of {op}{{{v.name}}}",
+                    hint=hint,
+                )
                 ok = False
         if not ok:
             raise _UnresolvedError

@@ -37,7 +37,10 @@ def test_three_pass_divides_m_times_p():
 
 
 def test_cost_cli_with_dims(capsys):
-    assert main(["analyze", "cost", str(EXAMPLES / "attention_3pass.ein"), "--dims", "M=1024,P=512"]) == 0
+    assert (
+        main(["analyze", "cost", str(EXAMPLES / "attention_3pass.ein"), "--dims", "M=1024,P=512"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "QK: mac E*M*P = 33,554,432" in out
     assert "total: 2*E*M + 2*E*P + 2*F*M + 2*F*P = 393,216 bytes" in out

@@ -61,16 +61,17 @@ def test_footprints():
     assert three.kind == "live_fiber"
     assert three.per_point == sympy.Symbol("M", integer=True, positive=True)
     assert three.outer == ("P",)
-    M, P = (sympy.Symbol(n, integer=True, positive=True) for n in "MP")
-    assert three.total_bytes == 4 * M * P  # f32 QK
-    assert three.spill_bytes_per_pass == 8 * M * P  # written once, read back once
+    m, p = (sympy.Symbol(n, integer=True, positive=True) for n in "MP")
+    assert three.total_bytes == 4 * m * p  # f32 QK
+    assert three.spill_bytes_per_pass == 8 * m * p  # written once, read back once
     one = analyze_passes(load(EXAMPLES / "attention_1pass.ein")).rank("M").footprint
     assert one.kind == "carried_state"
     assert str(one.per_point) == "F + 2"
     assert set(one.tensors) == {"RM", "RD", "RNV"}
     assert "M" not in {str(s) for s in one.per_point.free_symbols}
     c3 = analyze_passes(load(EXAMPLES / "paper" / "cascade3.ein")).rank("K").footprint
-    assert c3.kind == "carried_state" and c3.per_point == 2
+    assert c3.kind == "carried_state"
+    assert c3.per_point == 2
 
 
 THREE_PASS_DEFERRED = """
@@ -201,7 +202,9 @@ def _rename(text: str, names: dict[str, str]) -> str:
     return text
 
 
-@pytest.mark.parametrize("file", ["attention_3pass.ein", "attention_1pass.ein", "attention_2pass.ein"])
+@pytest.mark.parametrize(
+    "file", ["attention_3pass.ein", "attention_1pass.ein", "attention_2pass.ein"]
+)
 def test_analysis_follows_the_definition_not_the_names(file):
     text = (EXAMPLES / file).read_text()
     c = load(text)
@@ -210,7 +213,11 @@ def test_analysis_follows_the_definition_not_the_names(file):
     assert analyze_passes(renamed).passes == analyze_passes(c).passes
     # statement order does not matter either
     lines = text.splitlines()
-    body = [x for x in lines if "] " in x and "=" in x and not x.startswith(("input", "output", "tensor", "init", "#"))]
+    body = [
+        x
+        for x in lines
+        if "] " in x and "=" in x and not x.startswith(("input", "output", "tensor", "init", "#"))
+    ]
     shuffled = "\n".join([x for x in lines if x not in body] + list(reversed(body)))
     assert analyze_passes(load(shuffled)).passes == analyze_passes(c).passes
 

@@ -16,37 +16,68 @@ def _run(capsys, monkeypatch, *argv: str) -> str:
 
 
 def test_text_report(capsys, monkeypatch, update_golden):
-    out = _run(capsys, monkeypatch, "analyze", "passes", "examples/attention_3pass.ein",
-               "--dims", "M=4096,P=4096")
+    out = _run(
+        capsys,
+        monkeypatch,
+        "analyze",
+        "passes",
+        "examples/attention_3pass.ein",
+        "--dims",
+        "M=4096,P=4096",
+    )
     assert "M: 3 passes" in out
     assert_golden(out, "analysis/attention_3pass.passes.txt", update=update_golden)
 
 
 def test_taxonomy_over_several_files(capsys, monkeypatch, update_golden):
-    files = ["examples/attention_3pass.ein", "examples/attention_2pass.ein",
-             "examples/attention_1pass.ein", "examples/paper/cascade1.ein",
-             "examples/paper/cascade2.ein", "examples/paper/cascade3.ein"]
+    files = [
+        "examples/attention_3pass.ein",
+        "examples/attention_2pass.ein",
+        "examples/attention_1pass.ein",
+        "examples/paper/cascade1.ein",
+        "examples/paper/cascade2.ein",
+        "examples/paper/cascade3.ein",
+    ]
     out = _run(capsys, monkeypatch, "analyze", "passes", *files)
-    table = out[out.index("file "):]
+    table = out[out.index("file ") :]
     assert_golden(table, "analysis/taxonomy.txt", update=update_golden)
 
 
 def test_json_one_file(capsys, monkeypatch, update_golden):
-    out = _run(capsys, monkeypatch, "analyze", "passes", "examples/attention_3pass.ein", "--json",
-               "--dims", "M=1024,P=1024")
+    out = _run(
+        capsys,
+        monkeypatch,
+        "analyze",
+        "passes",
+        "examples/attention_3pass.ein",
+        "--json",
+        "--dims",
+        "M=1024,P=1024",
+    )
     obj = json.loads(out)
     assert obj["cascade"] == "attention_3pass"
     assert obj["passes"]["M"] == 3
-    assert obj["einsums"]["QK"]["M"] == 1 and obj["einsums"]["AV"]["M"] == 3
-    assert [(w["reducer"]["einsum"], w["consumer"]["einsum"], w["tensor"]) for w in obj["witnesses"]] == [
-        ("GM", "SN", "QK"), ("SD", "A", "SN")]
+    assert obj["einsums"]["QK"]["M"] == 1
+    assert obj["einsums"]["AV"]["M"] == 3
+    assert [
+        (w["reducer"]["einsum"], w["consumer"]["einsum"], w["tensor"]) for w in obj["witnesses"]
+    ] == [("GM", "SN", "QK"), ("SD", "A", "SN")]
     assert obj["footprint"]["M"]["per_point"] == {"expr": "M", "value": 1024}
     assert_golden(out, "analysis/attention_3pass.passes.json", update=update_golden)
 
 
 def test_json_several_files_is_a_list(capsys, monkeypatch):
-    out = _run(capsys, monkeypatch, "analyze", "passes", "examples/attention_1pass.ein",
-               "examples/softmax.ein", "--json", "--rank", "M")
+    out = _run(
+        capsys,
+        monkeypatch,
+        "analyze",
+        "passes",
+        "examples/attention_1pass.ein",
+        "examples/softmax.ein",
+        "--json",
+        "--rank",
+        "M",
+    )
     objs = json.loads(out)
     assert [o["passes"] for o in objs] == [{"M": 1}, {"M": 3}]
     assert objs[0]["footprint"]["M"]["per_point"]["expr"] == "F + 2"

@@ -48,15 +48,13 @@ def test_independent_errors_are_reported_together(capsys, monkeypatch):
     err = capsys.readouterr().err
     errors = [x for x in err.splitlines() if ": error: " in x]
     assert len(errors) == 2
-    assert "'Kx'" in errors[0] and "'q'" in errors[1]
+    assert "'Kx'" in errors[0]
+    assert "'q'" in errors[1]
 
 
 def test_errors_are_sorted_by_position(capsys, monkeypatch):
     monkeypatch.chdir(CORPUS)
     main(["check", "two_independent_errors.ein"])
     err = capsys.readouterr().err
-    positions = [
-        tuple(map(int, m.groups()))
-        for m in re.finditer(r"\.ein:(\d+):(\d+): error", err)
-    ]
+    positions = [tuple(map(int, m.groups())) for m in re.finditer(r"\.ein:(\d+):(\d+): error", err)]
     assert positions == sorted(positions)

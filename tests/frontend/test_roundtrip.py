@@ -53,7 +53,9 @@ def _mutate(text: str, data: st.DataObject) -> str:
         return "\n".join([*lines[: i + 1], lines[i], *lines[i + 1 :]])
     if kind == "splice":
         i = data.draw(st.integers(0, len(text)))
-        junk = data.draw(st.sampled_from(["[", "]", "(", "*", "=", "sum{", "m1 + 1", "\\\n", "#", "inf", "-"]))
+        junk = data.draw(
+            st.sampled_from(["[", "]", "(", "*", "=", "sum{", "m1 + 1", "\\\n", "#", "inf", "-"])
+        )
         return text[:i] + junk + text[i:]
     return text[: data.draw(st.integers(0, len(text)))]
 
