@@ -180,7 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     shown = ", ".join(f"{k}={v}" for k, v in b.extents.items())
     print(f"{cascade.name}: {target}, seed {args.seed}, {shown}")
-    width = max(len(n) for n in summary) if summary else 4
+    width = max([len("tensor"), *(len(n) for n in summary)])
     print(f"  {'tensor':<{width}}  {'shape':<16} {'dtype':<5} {'sum':>14} {'l2':>14}")
     for name, s in summary.items():
         shape = " x ".join(str(d) for d in s["shape"]) or "scalar"  # type: ignore[attr-defined]
