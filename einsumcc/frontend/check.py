@@ -1353,5 +1353,7 @@ def _show(e: s.Expr) -> str:
 def _stem(path: str) -> str:
     from pathlib import Path
 
-    stem = Path(path).stem
-    return stem if stem.isidentifier() else "cascade"
+    stem = Path(path).stem.replace("-", "_").replace(".", "_")
+    if not stem.isidentifier():
+        return "unnamed"
+    return f"{stem}_" if stem in KEYWORDS or stem in RESERVED else stem
