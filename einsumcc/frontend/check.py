@@ -22,6 +22,7 @@ from einsumcc.frontend.parser import KEYWORDS, RESERVED
 from einsumcc.ir import nodes as ir
 from einsumcc.ir.bind import eval_constant
 from einsumcc.ir.cascade import Cascade, Recurrence, plan_stages
+from einsumcc.ir.dump import render_index
 from einsumcc.ir.einstein import make_sums_explicit
 from einsumcc.ir.nodes import extent_symbol, var_symbol
 
@@ -102,6 +103,7 @@ class _Checker:
         self.sink.raise_if_errors()
         cascade = self.build(stages, expects)
         self.warn_fills(cascade)
+        self.warn_split_mixing(cascade)
         self.sink.raise_if_errors()
         return Checked(cascade, tuple(sorted(self.sink.warnings, key=Diagnostic.sort_key)))
 
@@ -953,8 +955,8 @@ class _Checker:
                     idx.span,
                     f"index {idx.name} is out of range: rank {dim.rank} of {name} "
                     f"runs from 0 to {dim.rank} - 1",
-                    hint="an extent used as an index reads the final iterate of an "
-                    "iterative tensor",
+                    hint=f"did you mean the rank variable '{dim.rank.lower()}'? (an extent "
+                    "used as an index reads the final iterate of an iterative tensor)",
                 )
                 failed = True
             indices.append(expr)
@@ -1303,6 +1305,22 @@ class _Checker:
         )
 
     # ------------------------------------------------------------ warnings
+    def warn_split_mixing(self, cascade: Cascade) -> None:
+        """``m`` beside its tiles ``m1, m0`` in one Einsum is almost always a mistake."""
+        for e in cascade.einsums:
+            used = set(e.variables)
+            for split in cascade.splits:
+                parent = cascade.rank(split.parent).var
+                kids = [cascade.rank(c).var for c in split.children]
+                if parent in used and used & set(kids):
+                    site = next((a.span for a in e.reads if parent in a.variables), e.output.span)
+                    self.sink.warning(
+                        site,
+                        f"'{parent}' and its tiles {', '.join(kids)} both index {e.name}: "
+                        f"{parent} ranges over all of {split.parent} independently of them",
+                        hint=f"to read the tile, index with {render_index(split.index_expr)}",
+                    )
+
     def warn_fills(self, cascade: Cascade) -> None:
         """A filter's fill that flows into exp or max changes the result."""
         for e in cascade.einsums:

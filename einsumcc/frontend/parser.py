@@ -71,6 +71,7 @@ class _BracketPostLexer:
     def __init__(self) -> None:
         self.stack: list[Token] = []
         self.history: list[Token] = []
+        self.statement_has_equal = False
 
     def before(self, tok: Token | None) -> Token | None:
         """The last token read before ``tok`` (the one the parser stopped at)."""
@@ -82,6 +83,7 @@ class _BracketPostLexer:
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         self.stack = []
         self.history = []
+        self.statement_has_equal = False
         for tok in stream:
             if tok.type in _OPEN:
                 self.stack.append(tok)
@@ -89,6 +91,10 @@ class _BracketPostLexer:
                 self.stack.pop()
             if tok.type == "_NL" and self.stack:
                 continue
+            if tok.type == "_NL":
+                self.statement_has_equal = False
+            elif tok.type == "EQUAL":
+                self.statement_has_equal = True
             self.history = [*self.history[-2:], tok]
             yield tok
 
@@ -193,6 +199,8 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: Source, post: _BracketPostL
             hint = "the .ein language has no strings"
         elif char == "=" or char == "!":
             hint = "comparisons are '==', '!=', '<=', '>=', '<' and '>'"
+        elif char in "&|":
+            hint = "join the conditions of a filter with 'and'"
         elif char == ".":
             hint = "numbers are written with digits on both sides of the point: 0.5, not .5 or 5."
         return Diagnostic("error", f"unexpected character {char!r}", span, hint)
@@ -243,7 +251,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: Source, post: _BracketPostL
         if expected:
             message += f": expected {expected}"
         return Diagnostic("error", message, _tok_span(file, tok), hint)
-    hint = _token_hint(tok, prev, exc)
+    hint = _token_hint(tok, prev, exc, bool(post.stack), post.statement_has_equal)
     message = f"unexpected {_describe(tok)}"
     if hint == "use '==' to compare":
         message += " in a comparison"
@@ -270,7 +278,9 @@ def _nl_hint(prev: Token | None) -> str | None:
     return None
 
 
-def _token_hint(tok: Token, prev: Token | None, exc: UnexpectedToken) -> str | None:
+def _token_hint(
+    tok: Token, prev: Token | None, exc: UnexpectedToken, inside: bool, has_equal: bool
+) -> str | None:
     if prev is not None and prev.type == "NAME":
         word = str(prev)
         at_start = prev.line == tok.line and (prev.column or 0) <= 1
@@ -283,6 +293,10 @@ def _token_hint(tok: Token, prev: Token | None, exc: UnexpectedToken) -> str | N
             return f"did you mean the keyword '{close[0]}'?"
     if tok.type == "STAR" and prev is not None and prev.type == "STAR":
         return "there is no power operator; multiply, or use exp and log"
+    if inside and "COMMA" in exc.expected and tok.type == "NAME":
+        return "separate indices and arguments with ','"
+    if not has_equal and "EQUAL" in exc.expected and prev is not None and prev.type == "RSQB":
+        return "an Einsum is written OUT[...] = expression: is the '=' missing?"
     if tok.type in {"NAME", "NUMBER", "LPAR"} and {"STAR", "PLUS"} & set(exc.expected):
         return "operands need an operator between them, such as '*'"
     if tok.type == "EQUAL" and "CMP" in exc.expected:
