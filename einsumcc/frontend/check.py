@@ -360,7 +360,7 @@ class _Checker:
             refers_to_parent = any(parent in self.extent_closure(c) for c in names)
             if self.rank_extents.get(parent) is None and not missing and not refers_to_parent:
                 self.rank_extents[parent] = product
-            elif len(missing) == 1 and self.rank_extents.get(parent) is not None:
+            elif len(missing) == 1:
                 self.rank_extents[missing[0]] = sympy.simplify(
                     extent_symbol(parent) / (product / extent_symbol(missing[0]))
                 )
