@@ -23,7 +23,9 @@ def test_fill_zero_flowing_into_exp_warns():
     (message,) = warnings_of(text)
     assert "fill 0" in message
     assert "flows into exp in Y" in message
-    assert warnings_of(text.replace("S[m, p] = X", "tensor S[M, P] : f32 = -inf\nS[m, p] = X")) == []
+    assert (
+        warnings_of(text.replace("S[m, p] = X", "tensor S[M, P] : f32 = -inf\nS[m, p] = X")) == []
+    )
 
 
 def test_mixing_a_split_rank_with_its_tiles_warns():
@@ -99,10 +101,7 @@ def test_statement_order_does_not_matter():
 
 
 def test_line_continuations():
-    c = load(
-        "rank K = 2\ninput A[K]\ninput B[K]\noutput Z[]\n"
-        "Z[] = A[k] * \\\n   B[k]\n"
-    )
+    c = load("rank K = 2\ninput A[K]\ninput B[K]\noutput Z[]\nZ[] = A[k] * \\\n   B[k]\n")
     assert isinstance(c.einsum("Z").body, Reduce)
     c = load("rank K = 2\ninput A[K]\noutput Z[]\nZ[] = sum{k} (A[k] *\n   2)\n")
     assert isinstance(c.einsum("Z").body, Reduce)
