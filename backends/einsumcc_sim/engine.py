@@ -1,0 +1,453 @@
+"""The scheduler: walks the program's loop tree and times every op and transfer.
+
+Each array and the DRAM channel issue their work in program order.  An op starts at the
+earliest cycle at which (1) its PEs and ports are free of the previous ops on its array (the
+templates' ``gap_after``), (2) every operand is there: in the PEs (``inplace``), through the
+link from the other array (per column), or in the buffer (when its producer is done), (3) its
+DRAM tiles are loaded, and (4) in a ``sequential`` group, every earlier op is done.  A load
+waits for the DRAM channel and for its buffer slot (double buffering: the tile two loads back
+must be consumed); a write waits for its producer.
+
+Loops run epoch by epoch; a child with stage ``s`` runs iteration ``e - s`` in epoch ``e``
+(software pipelining; loads run one stage ahead of their consumers).  In fast mode, at the
+start of every regular epoch the engine takes a *snapshot* of everything that can still
+influence the loop body (its arrays' last ops, the DRAM channel, live completion records and
+transfer slots, with times relative to the body's frontier and loop coordinates relative to
+the epoch).  When a snapshot repeats, the state is periodic: the engine jumps over as many
+whole periods as remain, adding the period's cycles and counters exactly, and simulates the
+tail.  ``--exact`` never jumps and uses the materialized templates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from einsumcc_sim.program import Leaf, Loop, Node, Program, Xfer, op_shape
+from einsumcc_sim.template import Affine, Exact, OpShape, affine, exact
+
+NEG = -(1 << 62)
+
+
+@dataclass
+class Rec:
+    end: int
+    start: int = 0
+    tpl: Any = None
+
+
+@dataclass
+class Counters:
+    values: dict[str, float] = field(default_factory=dict)
+
+    def add(self, key: str, v: float) -> None:
+        self.values[key] = self.values.get(key, 0.0) + v
+
+
+@dataclass
+class Event:
+    array: str
+    name: str
+    start: int
+    end: int
+
+
+@dataclass
+class Period:
+    loop: str
+    start: int
+    end: int
+    epochs: int
+    repeats: int
+
+
+class Engine:
+    def __init__(self, prog: Program, exact_mode: bool = False, max_events: int = 20000) -> None:
+        self.p = prog
+        self.exact = exact_mode
+        self.arr: dict[str, deque[tuple[int, Any]]] = {"2d": deque(maxlen=2), "1d": deque(maxlen=2)}
+        self.last_start: dict[str, int] = {}
+        self.dram_free = 0
+        self.records: dict[tuple[int, int, tuple[int, ...]], Rec] = {}
+        self.xrec: dict[tuple[int, tuple[int, ...]], int] = {}  # load instance -> end
+        self.xrel: dict[tuple[int, tuple[int, ...]], int] = {}  # load instance -> release
+        self.xinst: dict[tuple[int, tuple[int, ...]], tuple[int, ...]] = {}  # reuse -> owner
+        self.xlast: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}  # key, owner
+        self.xhist: dict[int, deque[tuple[int, ...]]] = {}
+        self.written: dict[str, int] = {}
+        self.barrier: dict[int, int] = {}
+        self.c = Counters()
+        self.events: list[Event] = []
+        self.max_events = max_events
+        self.periods: list[Period] = []
+        self.profiles: dict[str, list[tuple[int, np.ndarray]]] = {"2d": [], "1d": []}
+        self.dram_spans: list[tuple[int, int]] = []
+        self._shapes: dict[tuple[int, tuple[int, ...]], OpShape] = {}
+        self.makespan = 0
+        self._common: dict[tuple[int, int], int] = {}
+
+    # ------------------------------------------------------------ helpers
+    def tpl(self, shape: OpShape) -> Affine | Exact:
+        return exact(shape) if self.exact else affine(shape)
+
+    def common(self, a: Leaf, b: Leaf) -> int:
+        key = (a.id, b.id)
+        n = self._common.get(key)
+        if n is None:
+            n = 0
+            for x, y in zip(a.loops, b.loops, strict=False):
+                if x is not y:
+                    break
+                n += 1
+            self._common[key] = n
+        return n
+
+    # ------------------------------------------------------------ the walk
+    def run(self) -> None:
+        self.node(self.p.root, (), {})
+
+    def node(self, n: Node, coords: tuple[int, ...], ranges: dict[str, tuple[int, int]]) -> None:
+        if isinstance(n, Loop):
+            self.loop(n, coords, ranges)
+        elif isinstance(n, Leaf):
+            self.leaf(n, coords, ranges)
+        else:
+            self.xfer(n, coords, ranges)
+
+    def loop(self, lp: Loop, coords: tuple[int, ...], ranges: dict[str, tuple[int, int]]) -> None:
+        if lp.var is None:
+            lo, n, tile = 0, 1, 1
+        else:
+            lo, n = ranges.get(lp.var, (0, self.p.extent(lp.var)))
+            tile = lp.tile
+        trips = max(1, -(-n // tile))
+        smin, smax = min(lp.stages, default=0), max(lp.stages, default=0)
+        full = trips if n % tile == 0 else trips - 1
+        reg_lo, reg_hi = smax, full + smin
+        history: dict[Any, tuple[int, int, dict[str, float]]] = {}
+        e = 0
+        checks = 0
+        while e < trips + smax:
+            if not self.exact and reg_lo <= e < reg_hi and reg_hi - e > 2 and checks < 64:
+                snap = self.snapshot(lp, coords, e)
+                checks += 1
+                if snap is not None:
+                    key, F = snap
+                    seen = history.get(key)
+                    if seen is not None:
+                        e0, F0, c0 = seen
+                        period, dt = e - e0, F - F0
+                        q = (reg_hi - e) // period
+                        if q > 0 and dt >= 0:
+                            self.jump(lp, coords, e, q, period, dt, c0)
+                            self.periods.append(
+                                Period(self.label(lp), F0, F, period, q)
+                            )
+                            e += q * period
+                            history.clear()
+                            checks = 64
+                            continue
+                    history[key] = (e, F, dict(self.c.values))
+            for child, st in zip(lp.children, lp.stages, strict=True):
+                it = e - st
+                if 0 <= it < trips:
+                    sub = dict(ranges)
+                    if lp.var is not None:
+                        sub[lp.var] = (lo + it * tile, min(tile, n - it * tile))
+                    self.node(child, coords if lp.kind == "root" else (*coords, it), sub)
+            e += 1
+
+    def label(self, lp: Loop) -> str:
+        return f"{lp.kind} loop over {lp.var.upper()}" if lp.var else f"{lp.kind}"
+
+    # ------------------------------------------------------------ ops
+    def ext(self, leaf: Leaf, ranges: Mapping[str, tuple[int, int]]) -> dict[str, int]:
+        out = {}
+        for k in leaf.kernels:
+            for v in k.space:
+                out[v] = ranges[v][1] if v in ranges else self.p.extent(v)
+        return out
+
+    def shape(self, leaf: Leaf, ext: dict[str, int]) -> OpShape:
+        key = (leaf.id, tuple(sorted(ext.items())))  # type: ignore[arg-type]
+        s = self._shapes.get(key)  # type: ignore[arg-type]
+        if s is None:
+            s = op_shape(self.p, leaf, ext)
+            self._shapes[key] = s  # type: ignore[index]
+        return s
+
+    def leaf(self, leaf: Leaf, coords: tuple[int, ...], ranges: dict[str, tuple[int, int]]) -> None:
+        ext = self.ext(leaf, ranges)
+        shape = self.shape(leaf, ext)
+        t = self.tpl(shape)
+        link = self.p.arch.link_latency
+        start = 0
+        arr = self.arr[leaf.array]
+        for s0, t0 in arr:
+            start = max(start, s0, s0 + t0.gap_after(t))
+        if leaf.mode == "sequential":
+            start = max(start, self.barrier.get(leaf.group, 0))
+        for op in leaf.operands:
+            prod = op.producer
+            if prod is None:
+                continue
+            common = self.common(leaf, prod)
+            prefix = list(coords[:common])
+            if op.carried is not None:
+                pos = next(
+                    (i for i in range(common - 1, -1, -1) if leaf.loops[i].var == op.carried), None
+                )
+                if pos is None:
+                    continue
+                if prefix[pos] == 0:
+                    continue  # the first iterate comes from the init
+                prefix[pos] -= 1
+            depth = len(prod.loops)
+            if op.kind in ("inplace", "down", "up"):
+                rec = self.records.get((prod.id, depth, tuple(prefix) + (0,) * (depth - common)))
+                if rec is None or rec.tpl is None:
+                    continue
+                if op.kind == "inplace":
+                    need = t.need_inplace(rec.tpl)
+                else:
+                    need = t.need_from_columns(rec.tpl.ready, link)
+                start = max(start, rec.start + need)
+            else:
+                rec = self.records.get((prod.id, common, tuple(prefix)))
+                if rec is not None:
+                    start = max(start, rec.end)
+        for x in leaf.loads:
+            end = self.xrec.get((x.id, coords[: len(x.loops)]))
+            if end is not None:
+                start = max(start, end)
+        done = start + t.done
+        arr.append((start, t))
+        self.last_start[leaf.array] = start
+        if leaf.mode == "sequential":
+            self.barrier[leaf.group] = max(self.barrier.get(leaf.group, 0), done)
+        depth = len(leaf.loops)
+        for d in range(depth + 1):
+            key = (leaf.id, d, coords[:d])
+            rec = self.records.get(key)
+            if rec is None:
+                self.records[key] = Rec(done)
+            elif done > rec.end:
+                rec.end = done
+        full = self.records[(leaf.id, depth, coords)]
+        full.start, full.tpl = start, t
+        for x in leaf.loads:
+            k = (x.id, self.xinst.get((x.id, coords[: len(x.loops)]), coords[: len(x.loops)]))
+            self.xrel[k] = max(self.xrel.get(k, NEG), done)
+        self.makespan = max(self.makespan, done)
+        self.count_op(leaf, shape, ext, start, t)
+
+    def count_op(self, leaf: Leaf, s: OpShape, ext: dict[str, int], start: int, t: Any) -> None:
+        arch = self.p.arch
+        arr = arch.array(leaf.array)
+        c = self.c
+        pes = s.u_r * s.u_c
+        key_arr = "array2d" if leaf.array == "2d" else "array1d"
+        for k, m in zip(leaf.kernels, leaf.maps, strict=True):
+            steps = math.prod(ext[v] for v in m.stream)
+            kc = sum(n * arr.op(o).cycles for o, n in k.ops if arr.op(o) is not None)  # type: ignore[union-attr]
+            points = pes * steps
+            c.add(f"busy.{k.name}", steps * max(kc, 1))
+            c.add(f"pe_cycles.{k.name}", points * max(kc, 1))
+            c.add(f"pe_cycles.{leaf.array}", points * max(kc, 1))
+            c.add(f"ops.{k.name}", 1)
+            for o, n in k.ops:
+                cost = arr.op(o)
+                if cost is None:
+                    continue
+                for act, cnt in cost.actions:
+                    c.add(f"act.{key_arr}.{act}", points * n * cnt)
+            c.add(f"act.{key_arr}.rf_read", points * len(k.reads))
+            c.add(f"act.{key_arr}.rf_write", points)
+            for op in leaf.operands:
+                if op.kernel == k.name and op.place != "registers":
+                    words = self.region(op.access, ext, op.tensor)
+                    c.add("buffer.read_words", words)
+            if self.p.placement.get(self.p.source_of.get(k.output.tensor, k.output.tensor)) != "registers":
+                c.add("buffer.write_words", self.region(k.output, ext, k.output.tensor))
+        if len(self.events) < self.max_events:
+            self.events.append(Event(leaf.array, leaf.name, start, start + t.compute_end))
+        if self.exact:
+            self.profiles[leaf.array].append((start, t.busy_profile()))
+
+    def region(self, acc: Any, ext: Mapping[str, int], tensor: str) -> int:
+        from einsumcc.ir.bind import index_coefficients
+
+        total = 1
+        names = {t.name for t in self.p.cascade.tensors}
+        t = self.p.cascade.tensor(tensor) if tensor in names else None
+        for pos, ix in enumerate(acc.indices):
+            if t is not None and t.dims[pos].iterative:
+                continue
+            coeffs, _ = index_coefficients(ix, self.p.bindings.extents)
+            span = sum(abs(cf) * (ext.get(v, 1) - 1) for v, cf in coeffs.items()) + 1
+            if t is not None:
+                span = min(span, self.p.bindings.extents[t.dims[pos].rank])
+            total *= span
+        return total
+
+    # ------------------------------------------------------------ transfers
+    def xfer(self, x: Xfer, coords: tuple[int, ...], ranges: dict[str, tuple[int, int]]) -> None:
+        prefix = coords[: len(x.loops)]
+        ext: dict[str, int] = {}
+        for k, _ in x.accesses:
+            for v in k.space:
+                ext[v] = ranges[v][1] if v in ranges else self.p.extent(v)
+        words = max(self.region(acc, ext, x.tensor) for _, acc in x.accesses)
+        nbytes = math.ceil(words * self._itemsize(x.tensor) * x.fraction)
+        scalesim = self.p.timing == "scalesim"
+        if not x.write:
+            key = tuple(c if lp.var in x.key_vars else -1 for c, lp in zip(prefix, x.loops, strict=True))
+            last = self.xlast.get(x.id)
+            if last is not None and last[0] == key and not x.spill:
+                owner = last[1]
+                self.xinst[(x.id, prefix)] = owner
+                self.xrec[(x.id, prefix)] = self.xrec.get((x.id, owner), 0)
+                return
+            start = self.dram_free
+            hist = self.xhist.setdefault(x.id, deque(maxlen=2))
+            if len(hist) == 2:
+                start = max(start, self.xrel.get((x.id, hist[0]), NEG))
+            if x.tensor in self.written:
+                start = max(start, self.written[x.tensor])
+            cycles = 0 if scalesim else self.p.arch.dram_cycles(nbytes)
+            end = start + cycles
+            if not scalesim:
+                self.dram_free = end
+            hist.append(prefix)
+            self.xlast[x.id] = (key, prefix)
+            self.xrec[(x.id, prefix)] = end
+            self.c.add("dram.read_bytes", nbytes)
+            self.c.add(f"dram.{x.tensor}", nbytes)
+        else:
+            start = self.dram_free
+            if x.producer is not None:
+                rec = self.records.get((x.producer.id, len(x.loops), prefix))
+                if rec is not None:
+                    start = max(start, rec.end)
+            cycles = 0 if scalesim else self.p.arch.dram_cycles(nbytes)
+            end = start + cycles
+            if not scalesim:
+                self.dram_free = end
+            self.written[x.tensor] = max(self.written.get(x.tensor, NEG), end)
+            self.c.add("dram.write_bytes", nbytes)
+            self.c.add(f"dram.{x.tensor}", nbytes)
+        if cycles:
+            self.makespan = max(self.makespan, end)
+            if len(self.events) < self.max_events:
+                self.events.append(Event("dram", ("write " if x.write else "load ") + x.tensor, start, end))
+            if self.exact:
+                self.dram_spans.append((start, end))
+
+    def _itemsize(self, tensor: str) -> int:
+        names = {t.name for t in self.p.cascade.tensors}
+        if tensor in names:
+            return self.p.cascade.tensor(tensor).dtype.itemsize
+        return self.p.kernels[tensor].itemsize
+
+    # ------------------------------------------------------------ periodicity
+    def _frontier(self, lp: Loop) -> int | None:
+        ts = [self.last_start[a] for a in lp.arrays if a in self.last_start]
+        if len(ts) < len(lp.arrays):
+            return None
+        if lp.dram and self.p.timing != "scalesim":
+            ts.append(self.dram_free)
+        return min(ts) if ts else None
+
+    def snapshot(self, lp: Loop, coords: tuple[int, ...], e: int) -> tuple[Any, int] | None:
+        F = self._frontier(lp)
+        if F is None:
+            return None
+        pos = len(coords)
+        mine = {lf.id for lf in lp.leaves}
+        items: list[Any] = []
+        for a in sorted(lp.arrays):
+            for s0, t0 in self.arr[a]:
+                items.append(("a", a, s0 - F, t0.s))
+        if lp.dram:
+            items.append(("d", self.dram_free - F))
+        for g, b in self.barrier.items():
+            if b > F:
+                items.append(("b", g, b - F))
+        dead = []
+        for (lid, d, pre), rec in self.records.items():
+            if rec.end <= F:
+                if lid in mine and d > pos:
+                    dead.append((lid, d, pre))
+                continue
+            rel = pre
+            if lid in mine and d > pos:
+                rel = (*pre[:pos], pre[pos] - e, *pre[pos + 1 :])
+            items.append(("r", lid, d, rel, rec.end - F, rec.start - F if rec.tpl is not None else 0))
+        for k in dead:
+            del self.records[k]
+        for (xid, pre), end in self.xrec.items():
+            if end > F:
+                items.append(("x", xid, self._rel(pre, pos, e), end - F))
+        for (xid, pre), end in self.xrel.items():
+            if end > F:
+                items.append(("y", xid, self._rel(pre, pos, e), end - F))
+        for xid, (key, owner) in self.xlast.items():
+            items.append(("k", xid, self._rel(key, pos, e), self._rel(owner, pos, e)))
+        for xid, hist in self.xhist.items():
+            items.append(("h", xid, tuple(self._rel(h, pos, e) for h in hist)))
+        for t, w in self.written.items():
+            if w > F:
+                items.append(("w", t, w - F))
+        return frozenset(items), F
+
+    @staticmethod
+    def _rel(pre: tuple[int, ...], pos: int, e: int) -> tuple[int, ...]:
+        if len(pre) > pos and pre[pos] >= 0:
+            return (*pre[:pos], pre[pos] - e, *pre[pos + 1 :])
+        return pre
+
+    def jump(
+        self, lp: Loop, coords: tuple[int, ...], e: int, q: int, period: int, dt: int,
+        before: dict[str, float],
+    ) -> None:
+        F = self._frontier(lp)
+        assert F is not None
+        shift_t, shift_c = q * dt, q * period
+        pos = len(coords)
+        for a in lp.arrays:
+            self.arr[a] = deque(((s0 + shift_t, t0) for s0, t0 in self.arr[a]), maxlen=2)
+            self.last_start[a] += shift_t
+        if lp.dram and self.p.timing != "scalesim":
+            self.dram_free += shift_t
+        for g in self.barrier:
+            if self.barrier[g] > F:
+                self.barrier[g] += shift_t
+
+        def sc(pre: tuple[int, ...]) -> tuple[int, ...]:
+            if len(pre) > pos and pre[pos] >= 0:
+                return (*pre[:pos], pre[pos] + shift_c, *pre[pos + 1 :])
+            return pre
+
+        mine = {lf.id for lf in lp.leaves}
+        recs = {}
+        for (lid, d, pre), rec in self.records.items():
+            if rec.end > F:
+                rec = Rec(rec.end + shift_t, rec.start + shift_t, rec.tpl)
+                if lid in mine and d > pos:
+                    pre = sc(pre)
+            recs[(lid, d, pre)] = rec
+        self.records = recs
+        self.xrec = {(x, sc(p)): t + shift_t for (x, p), t in self.xrec.items() if t > F}
+        self.xrel = {(x, sc(p)): t + shift_t for (x, p), t in self.xrel.items() if t > F}
+        self.xinst = {(x, sc(p)): sc(o) for (x, p), o in self.xinst.items()}
+        self.xlast = {x: (sc(k), sc(o)) for x, (k, o) in self.xlast.items()}
+        self.xhist = {x: deque((sc(h) for h in hs), maxlen=2) for x, hs in self.xhist.items()}
+        self.written = {t: (w + shift_t if w > F else w) for t, w in self.written.items()}
+        for key, v in list(self.c.values.items()):
+            self.c.values[key] = v + q * (v - before.get(key, 0.0))
+        self.makespan += shift_t

@@ -1,0 +1,356 @@
+"""Mappings: how a cascade's kernels are bound onto an architecture, as data (TOML).
+
+A mapping has *groups* of Einsums run one after another; each group has shared temporal
+``loops`` (outer → inner, ``"P:256"`` = rank P in tiles of 256, ``"M1"`` = every m1), a
+pipelining ``mode`` (``sequential``: every op waits for all earlier ops; ``pipelined``: ops wait
+only for their data and their array, with optional software-pipelining ``stages``;
+``interleaved``: Einsums listed together in ``interleave`` alternate cycle by cycle on one
+array, sharing one fill and drain).  Per Einsum: its ``array`` (``2d`` or ``1d``), the variable
+spatial on the array's ``rows`` and ``cols`` (``lanes`` on the 1D array), the ``stream``ed
+variables (the innermost temporal loop, outer → inner) and the ``order`` of the remaining fold
+loops.  Per tensor: where it lives, ``dram``, ``buffer`` or ``registers``.
+
+.. code-block:: toml
+
+    [[group]]
+    loops = ["P:256"]
+    mode = "pipelined"
+    [einsum.QK]
+    array = "2d"
+    rows = "m"
+    cols = "p"
+    stream = ["e"]
+    [tensor]
+    QK = "buffer"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping as AbcMapping
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from einsumcc.diagnostics import EinError
+from einsumcc.ir.cascade import Cascade, Recurrence
+from einsumcc.ir.nodes import Role, is_var_symbol
+from einsumcc_sim.arch import Arch
+from einsumcc_sim.kernel import Kernel, kernels, matmul_operands
+
+MODES = ("sequential", "pipelined", "interleaved")
+PLACES = ("dram", "buffer", "registers")
+
+
+@dataclass(frozen=True)
+class KernelMap:
+    array: str  # 2d | 1d | none (aliases)
+    rows: str | None = None
+    cols: str | None = None  # the lanes on the 1D array
+    stream: tuple[str, ...] = ()
+    order: tuple[str, ...] = ()  # fold loops, outer → inner (defaults to the space's order)
+
+
+@dataclass(frozen=True)
+class Group:
+    einsums: tuple[str, ...]  # Einsum names (their helpers follow them)
+    loops: tuple[tuple[str, int], ...] = ()  # (variable, tile)
+    mode: str = "pipelined"
+    stages: tuple[tuple[str, int], ...] = ()
+    interleave: tuple[tuple[str, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class Mapping:
+    name: str
+    groups: tuple[Group, ...]
+    kernels: tuple[tuple[str, KernelMap], ...]
+    placement: tuple[tuple[str, str], ...]
+
+    def kernel(self, name: str) -> KernelMap:
+        return dict(self.kernels)[name]
+
+    def place(self, tensor: str) -> str:
+        return dict(self.placement)[tensor]
+
+    def render(self) -> str:
+        """The mapping as a TOML file (what ``--mapping`` reads back)."""
+        out = [f"# mapping {self.name}", "version = 1", ""]
+        for g in self.groups:
+            out.append("[[group]]")
+            out.append("einsums = [" + ", ".join(f'"{e}"' for e in g.einsums) + "]")
+            loops = ", ".join(f'"{v.upper()}:{t}"' for v, t in g.loops)
+            out.append(f"loops = [{loops}]")
+            out.append(f'mode = "{g.mode}"')
+            if g.stages:
+                out.append("stages = { " + ", ".join(f'"{k}" = {s}' for k, s in g.stages) + " }")
+            if g.interleave:
+                inner = ", ".join("[" + ", ".join(f'"{e}"' for e in grp) + "]" for grp in g.interleave)
+                out.append(f"interleave = [{inner}]")
+            out.append("")
+        for name, m in self.kernels:
+            out.append(f'[einsum."{name}"]')
+            out.append(f'array = "{m.array}"')
+            if m.rows:
+                out.append(f'rows = "{m.rows}"')
+            if m.cols:
+                out.append(f'{"cols" if m.array == "2d" else "lanes"} = "{m.cols}"')
+            out.append("stream = [" + ", ".join(f'"{v}"' for v in m.stream) + "]")
+            if m.order:
+                out.append("order = [" + ", ".join(f'"{v}"' for v in m.order) + "]")
+            out.append("")
+        out.append("[tensor]")
+        out.extend(f'"{t}" = "{p}"' for t, p in self.placement)
+        return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- the default mapping
+
+
+def _pick(candidates: Sequence[str], prefer: Sequence[str]) -> str | None:
+    for v in prefer:
+        if v in candidates:
+            return v
+    return candidates[-1] if candidates else None
+
+
+def _ordered(vars_: set[str], acc_order: Sequence[str]) -> list[str]:
+    return [v for v in acc_order if v in vars_]
+
+
+def _map_2d(k: Kernel, dataflow: str) -> KernelMap:
+    ops = matmul_operands(k)
+    if ops:
+        a, b = ops  # SCALE-Sim: the first factor is the ifmap, the second the filter
+        order_a = [str(s) for ix in a.indices for s in ix.free_symbols if is_var_symbol(s)]
+        order_b = [str(s) for ix in b.indices for s in ix.free_symbols if is_var_symbol(s)]
+        lhs = set(k.lhs)
+        m_vars = _ordered({v for v in lhs if v in a.variables and v not in b.variables}, order_a)
+        n_vars = _ordered({v for v in lhs if v in b.variables and v not in a.variables}, order_b)
+        k_vars = _ordered(set(k.reduced), order_a)
+        if dataflow == "os":
+            rows, cols, stream = _pick(m_vars, []), _pick(n_vars, []), tuple(k_vars)
+        elif dataflow == "ws":
+            rows, cols, stream = _pick(k_vars, []), _pick(n_vars, []), tuple(m_vars)
+        else:
+            rows, cols, stream = _pick(k_vars, []), _pick(m_vars, []), tuple(n_vars)
+        return KernelMap("2d", rows, cols, tuple(v for v in stream if v not in (rows, cols)))
+    lhs = list(k.lhs)
+    cols = lhs[-1] if lhs else None
+    rows = lhs[-2] if len(lhs) > 1 else None
+    return KernelMap("2d", rows, cols, tuple(k.reduced))
+
+
+def _map_1d(k: Kernel, lane_pref: Sequence[str]) -> KernelMap:
+    lhs = list(k.lhs)
+    lane = _pick(lhs, lane_pref) if lhs else (k.space[-1] if k.space else None)
+    stream = tuple(v for v in k.space if v != lane)
+    return KernelMap("1d", None, lane, stream)
+
+
+def default_kernel_map(k: Kernel, arch: Arch, lane_pref: Sequence[str]) -> KernelMap:
+    """Matmul-like kernels on the 2D array (as SCALE-Sim maps a GEMM), the rest on the 1D
+    array, falling back to whichever array has the ops."""
+    if k.alias:
+        return KernelMap("none")
+    a2, a1 = arch.array2d, arch.array1d
+    need = k.op_names
+    if (k.matmul_like or a1 is None or not a1.supports(need)) and a2.supports(need):
+        return _map_2d(k, a2.dataflow)
+    if a1 is not None and a1.supports(need):
+        return _map_1d(k, lane_pref)
+    have = sorted(set(dict(a2.ops)) | set(dict(a1.ops) if a1 else ()))
+    raise EinError.plain(
+        f"{k.origin}: no array of {arch.name} can run {', '.join(need)}",
+        hint=f"{arch.name} has {', '.join(have)}; add the op to an [array*.ops] table",
+    )
+
+
+def default_mapping(cascade: Cascade, arch: Arch) -> Mapping:
+    """A mapping for any cascade: one group; a loop (tile 1) over each recurrence's iterative
+    variable; tensors in DRAM (inputs, outputs) or the global buffer (intermediates)."""
+    ks = kernels(cascade)
+    lane_pref = _lane_preference(ks)
+    maps = tuple((k.name, default_kernel_map(k, arch, lane_pref)) for k in ks)
+    loops: list[tuple[str, int]] = []
+    for st in cascade.stages:
+        if isinstance(st, Recurrence) and (st.variable, 1) not in loops:
+            loops.append((st.variable, 1))
+    group = Group(tuple(e.name for e in cascade.einsums), tuple(loops), "pipelined")
+    placement = default_placement(cascade, ks)
+    return Mapping("default", (group,), maps, placement)
+
+
+def _lane_preference(ks: Sequence[Kernel]) -> list[str]:
+    """Variables by how many kernels keep them on the left: the 1D lanes follow the
+    2D array's columns when they can."""
+    count: dict[str, int] = {}
+    for k in ks:
+        for v in k.lhs:
+            count[v] = count.get(v, 0) + 1
+    return sorted(count, key=lambda v: -count[v])
+
+
+def default_placement(cascade: Cascade, ks: Sequence[Kernel]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for t in cascade.tensors:
+        out.append((t.name, "dram" if t.role in (Role.INPUT, Role.OUTPUT) else "buffer"))
+    for k in ks:
+        if k.is_helper:
+            out.append((k.name, "buffer"))
+    return tuple(out)
+
+
+# ---------------------------------------------------------------- mapping files
+
+
+def _var(cascade: Cascade, name: Any, where: str, source: str) -> str:
+    if not isinstance(name, str):
+        raise EinError.plain(f"{source}: {where}: expected a rank name, got {name!r}")
+    vars_ = {r.var for r in cascade.ranks}
+    if name in vars_:
+        return name
+    if name.lower() in vars_ and name in cascade.var_ranks.values():
+        return name.lower()
+    raise EinError.plain(
+        f"{source}: {where}: '{name}' is not a rank of {cascade.name}",
+        hint="ranks: " + ", ".join(r.name for r in cascade.ranks),
+    )
+
+
+def _loops(cascade: Cascade, raw: Any, where: str, source: str) -> tuple[tuple[str, int], ...]:
+    if not isinstance(raw, list):
+        raise EinError.plain(f"{source}: {where}: expected a list like [\"P:256\", \"M1\"]")
+    out = []
+    for item in raw:
+        name, _, tile = str(item).partition(":")
+        try:
+            t = int(tile) if tile else 1
+        except ValueError:
+            t = 0
+        if t <= 0:
+            raise EinError.plain(f"{source}: {where}: '{item}': the tile must be a positive integer")
+        out.append((_var(cascade, name, where, source), t))
+    return tuple(out)
+
+
+def load_mapping(spec: str | Path, cascade: Cascade, arch: Arch) -> Mapping:
+    """A mapping file, completed by the default mapping for whatever it leaves out."""
+    if str(spec) == "default":
+        return default_mapping(cascade, arch)
+    path = Path(spec)
+    if not path.is_file():
+        raise EinError.plain(f"--mapping {spec}: no such file", hint="or use --mapping default")
+    source = str(path)
+    try:
+        raw = tomllib.loads(path.read_text("utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise EinError.plain(f"{source}: invalid TOML: {exc}") from None
+    return mapping_from_dict(raw, cascade, arch, source)
+
+
+def mapping_from_dict(
+    raw: AbcMapping[str, Any], cascade: Cascade, arch: Arch, source: str
+) -> Mapping:
+    base = default_mapping(cascade, arch)
+    unknown = sorted(set(raw) - {"version", "name", "group", "einsum", "tensor", "arch"})
+    if unknown:
+        raise EinError.plain(
+            f"{source}: {unknown[0]}: unknown key", hint="keys: version, name, group, einsum, tensor"
+        )
+    names = [e.name for e in cascade.einsums]
+    groups = []
+    for gi, g in enumerate(raw.get("group", [])):
+        where = f"group[{gi}]"
+        bad = sorted(set(g) - {"einsums", "loops", "mode", "stages", "interleave"})
+        if bad:
+            raise EinError.plain(f"{source}: {where}.{bad[0]}: unknown key")
+        members = tuple(g.get("einsums", names))
+        for e in members:
+            if e not in names:
+                raise EinError.plain(
+                    f"{source}: {where}.einsums: '{e}' is not an Einsum of {cascade.name}",
+                    hint="Einsums: " + ", ".join(names),
+                )
+        mode = g.get("mode", "pipelined")
+        if mode not in MODES:
+            raise EinError.plain(f"{source}: {where}.mode: expected one of {', '.join(MODES)}")
+        stages = g.get("stages", {})
+        for e, s in stages.items():
+            if e not in members or not isinstance(s, int) or s < 0:
+                raise EinError.plain(f"{source}: {where}.stages.{e}: expected a member and a stage >= 0")
+        inter = tuple(tuple(x) for x in g.get("interleave", []))
+        if inter and mode != "interleaved":
+            raise EinError.plain(f"{source}: {where}.interleave needs mode = \"interleaved\"")
+        if mode == "sequential" and stages:
+            raise EinError.plain(f"{source}: {where}.stages: a sequential group has no stages")
+        groups.append(
+            Group(
+                members,
+                _loops(cascade, g.get("loops", []), f"{where}.loops", source),
+                mode,
+                tuple(sorted(stages.items())),
+                inter,
+            )
+        )
+    covered = [e for g in groups for e in g.einsums]
+    dup = sorted({e for e in covered if covered.count(e) > 1})
+    if dup:
+        raise EinError.plain(f"{source}: Einsum {dup[0]} is in two groups")
+    if groups and set(covered) != set(names):
+        missing = [e for e in names if e not in covered]
+        raise EinError.plain(f"{source}: Einsum {missing[0]} is in no group")
+    kmaps = dict(base.kernels)
+    for name, spec in raw.get("einsum", {}).items():
+        if name not in kmaps:
+            raise EinError.plain(
+                f"{source}: einsum.{name}: no such Einsum", hint="Einsums: " + ", ".join(kmaps)
+            )
+        kmaps[name] = _kernel_map(spec, kmaps[name], cascade, f"einsum.{name}", source)
+        for helper in [h for h in kmaps if h.startswith(name + ".")]:
+            if "array" in spec and kmaps[helper].array != kmaps[name].array:
+                kmaps[helper] = kmaps[helper]  # helpers keep the default binding
+    placement = dict(base.placement)
+    for t, where in raw.get("tensor", {}).items():
+        if t not in placement:
+            raise EinError.plain(f"{source}: tensor.{t}: no such tensor")
+        if where not in PLACES:
+            raise EinError.plain(f"{source}: tensor.{t}: expected one of {', '.join(PLACES)}")
+        placement[t] = where
+    return Mapping(
+        str(raw.get("name", Path(source).stem)),
+        tuple(groups) or base.groups,
+        tuple(kmaps.items()),
+        tuple(placement.items()),
+    )
+
+
+def _kernel_map(
+    spec: Any, base: KernelMap, cascade: Cascade, where: str, source: str
+) -> KernelMap:
+    if not isinstance(spec, dict):
+        raise EinError.plain(f"{source}: {where}: expected a table")
+    bad = sorted(set(spec) - {"array", "rows", "cols", "lanes", "stream", "order"})
+    if bad:
+        raise EinError.plain(f"{source}: {where}.{bad[0]}: unknown key")
+    array = spec.get("array", base.array)
+    if array not in ("2d", "1d"):
+        raise EinError.plain(f"{source}: {where}.array: expected \"2d\" or \"1d\"")
+    out = replace(base, array=array)
+    if "rows" in spec:
+        out = replace(out, rows=_var(cascade, spec["rows"], f"{where}.rows", source))
+    for key in ("cols", "lanes"):
+        if key in spec:
+            out = replace(out, cols=_var(cascade, spec[key], f"{where}.{key}", source))
+    if array == "1d":
+        out = replace(out, rows=None)
+    if "stream" in spec:
+        out = replace(
+            out, stream=tuple(_var(cascade, v, f"{where}.stream", source) for v in spec["stream"])
+        )
+    if "order" in spec:
+        out = replace(
+            out, order=tuple(_var(cascade, v, f"{where}.order", source) for v in spec["order"])
+        )
+    return out

@@ -1,0 +1,303 @@
+"""Simulation results: ``simulate`` runs the stages, ``SimReport`` renders text and JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from einsumcc.ir.cascade import Cascade
+from einsumcc_sim.arch import Arch
+from einsumcc_sim.engine import Engine, Event, Period
+from einsumcc_sim.mapping import Mapping as SimMapping
+from einsumcc_sim.program import Program, lower
+
+
+@dataclass(frozen=True)
+class EinsumStats:
+    name: str
+    array: str
+    busy_cycles: int
+    pe_cycles: int
+    utilization: float
+    ops: int
+
+
+@dataclass
+class SimReport:
+    cascade: str
+    arch: str
+    mapping: str
+    timing: str
+    mode: str  # fast | exact
+    clock_hz: int
+    cycles: int
+    pes: dict[str, int]
+    pe_cycles: dict[str, int]
+    per_einsum: list[EinsumStats]
+    dram_read_bytes: int
+    dram_write_bytes: int
+    dram_by_tensor: dict[str, int]
+    buffer_read_words: int
+    buffer_write_words: int
+    buffer_accesses: dict[str, int]
+    energy_breakdown_pj: dict[str, float]
+    spill_fraction: float
+    buffer_need: int
+    events: list[Event] = field(default_factory=list)
+    periods: list[Period] = field(default_factory=list)
+    busy_per_cycle: dict[str, np.ndarray] = field(default_factory=dict)
+    scalesim_gap: dict[str, Any] | None = None
+    functional: dict[str, Any] | None = None
+
+    @property
+    def seconds(self) -> float:
+        return self.cycles / self.clock_hz
+
+    @property
+    def utilization(self) -> dict[str, float]:
+        return {
+            a: (self.pe_cycles.get(a, 0) / (self.pes[a] * self.cycles) if self.cycles and self.pes.get(a) else 0.0)
+            for a in ("2d", "1d")
+        }
+
+    @property
+    def energy_pj(self) -> float:
+        return float(sum(self.energy_breakdown_pj.values()))
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "cascade": self.cascade,
+            "arch": self.arch,
+            "mapping": self.mapping,
+            "timing": self.timing,
+            "mode": self.mode,
+            "cycles": int(self.cycles),
+            "seconds": self.seconds,
+            "utilization": self.utilization,
+            "per_einsum": {
+                e.name: {
+                    "array": e.array,
+                    "busy_cycles": e.busy_cycles,
+                    "pe_cycles": e.pe_cycles,
+                    "utilization": e.utilization,
+                    "ops": e.ops,
+                }
+                for e in self.per_einsum
+            },
+            "dram_bytes": self.dram_read_bytes + self.dram_write_bytes,
+            "dram_read_bytes": self.dram_read_bytes,
+            "dram_write_bytes": self.dram_write_bytes,
+            "dram_bytes_by_tensor": self.dram_by_tensor,
+            "buffer_accesses": self.buffer_accesses,
+            "energy_pj": self.energy_pj,
+            "energy_breakdown_pj": self.energy_breakdown_pj,
+            "spill_fraction": self.spill_fraction,
+            "buffer_bytes_needed": self.buffer_need,
+            "steady_state": [
+                {"loop": p.loop, "period_cycles": p.end - p.start, "epochs": p.epochs, "repeats": p.repeats}
+                for p in self.periods
+            ],
+        }
+        if self.scalesim_gap is not None:
+            out["scalesim_gap"] = self.scalesim_gap
+        if self.functional is not None:
+            out["functional"] = self.functional
+        return out
+
+    def json_text(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True)
+
+    def render(self) -> str:
+        u = self.utilization
+        lines = [
+            f"{self.cascade} on {self.arch} ({self.mapping} mapping, {self.timing} timing, "
+            f"{self.mode} mode)",
+            f"  cycles        {self.cycles:,}  ({self.seconds:.6g} s at {self.clock_hz / 1e6:g} MHz)",
+            f"  utilization   2D {u['2d']:.4f}   1D {u['1d']:.4f}",
+            f"  DRAM          {self.dram_read_bytes + self.dram_write_bytes:,} B "
+            f"(read {self.dram_read_bytes:,}, write {self.dram_write_bytes:,})",
+            f"  buffer        {self.buffer_read_words:,} words read, "
+            f"{self.buffer_write_words:,} written; spill fraction {self.spill_fraction:.3f}",
+            f"  energy        {self.energy_pj:.6g} pJ",
+        ]
+        if self.scalesim_gap is not None:
+            g = self.scalesim_gap
+            lines.append(
+                f"  vs SCALE-Sim  fold-serial {g['scalesim_cycles']:,} cycles, overlapped "
+                f"{g['default_cycles']:,} ({g['ratio']:.3f}x)"
+            )
+        lines.append("")
+        width = max([len(e.name) for e in self.per_einsum] + [6])
+        lines.append(f"  {'einsum':<{width}}  array  {'busy cycles':>14}  {'util':>7}  {'ops':>10}")
+        for e in self.per_einsum:
+            lines.append(
+                f"  {e.name:<{width}}  {e.array:<5}  {e.busy_cycles:>14,}  {e.utilization:>7.4f}  {e.ops:>10,}"
+            )
+        if self.energy_breakdown_pj:
+            lines.append("")
+            lines.append("  energy by component (pJ)")
+            for k, v in sorted(self.energy_breakdown_pj.items(), key=lambda kv: -kv[1]):
+                if v:
+                    lines.append(f"    {k:<18} {v:.6g}")
+        for p in self.periods[:3]:
+            lines.append(
+                f"  steady state: {p.loop} repeats every {p.end - p.start:,} cycles "
+                f"({p.epochs} epoch(s)), {p.repeats:,} periods extrapolated"
+            )
+        if self.functional is not None:
+            f = self.functional
+            lines.append(f"  functional: max |sim - oracle| = {f['max_abs_error']:.3g} ({'ok' if f['ok'] else 'MISMATCH'})")
+        return "\n".join(lines) + "\n"
+
+
+def _energy(arch: Arch, counters: Mapping[str, float], itemsize: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    e = dict(arch.energy)
+    for key, n in counters.items():
+        if key.startswith("act."):
+            _, arr, act = key.split(".", 2)
+            pj = e.get(f"{arr}.{act}", 0.0)
+            short = "2d" if arr == "array2d" else "1d"
+            comp = f"{short}.rf" if act.startswith("rf_") else f"{short}.{act}"
+            out[comp] = out.get(comp, 0.0) + n * pj
+    dbits = e["dram_access_bits"]
+    out["dram"] = (
+        counters.get("dram.read_bytes", 0) * 8 / dbits * e["dram_read"]
+        + counters.get("dram.write_bytes", 0) * 8 / dbits * e["dram_write"]
+    )
+    bbits = e["buffer_access_bits"]
+    out["buffer"] = (
+        counters.get("buffer.read_words", 0) * itemsize * 8 / bbits * e["buffer_read"]
+        + counters.get("buffer.write_words", 0) * itemsize * 8 / bbits * e["buffer_write"]
+    )
+    return out
+
+
+def build_report(prog: Program, eng: Engine, mode: str) -> SimReport:
+    c = eng.c.values
+    arch = prog.arch
+    cycles = int(eng.makespan)
+    pes = {"2d": arch.array2d.pes, "1d": arch.array1d.pes if arch.array1d else 0}
+    per = []
+    order: list[tuple[str, str]] = []
+    for leaf in prog.leaves:
+        for k in leaf.kernels:
+            order.append((k.name, leaf.array))
+    for name, array in order:
+        pc = int(c.get(f"pe_cycles.{name}", 0))
+        per.append(
+            EinsumStats(
+                name,
+                array,
+                int(c.get(f"busy.{name}", 0)),
+                pc,
+                pc / (pes[array] * cycles) if cycles and pes[array] else 0.0,
+                int(c.get(f"ops.{name}", 0)),
+            )
+        )
+    itemsize = 2
+    if prog.cascade.inputs:
+        itemsize = prog.cascade.inputs[0].dtype.itemsize
+    word_bits = itemsize * 8
+    rows_r = arch.buffer.row_bits // word_bits or 1
+    bread = int(c.get("buffer.read_words", 0))
+    bwrite = int(c.get("buffer.write_words", 0))
+    busy: dict[str, np.ndarray] = {}
+    if mode == "exact":
+        for a, profs in eng.profiles.items():
+            line = np.zeros(cycles + 1, dtype=np.int64)
+            for s0, prof in profs:
+                n = min(len(prof), len(line) - s0)
+                line[s0 : s0 + n] += prof[:n]
+            busy[a] = line
+    return SimReport(
+        prog.cascade.name,
+        arch.name,
+        prog.mapping.name,
+        prog.timing,
+        mode,
+        arch.clock_hz,
+        cycles,
+        pes,
+        {"2d": int(c.get("pe_cycles.2d", 0)), "1d": int(c.get("pe_cycles.1d", 0))},
+        per,
+        int(c.get("dram.read_bytes", 0)),
+        int(c.get("dram.write_bytes", 0)),
+        {k[5:]: int(v) for k, v in sorted(c.items()) if k.startswith("dram.") and k not in ("dram.read_bytes", "dram.write_bytes")},
+        bread,
+        bwrite,
+        {
+            "read_words": bread,
+            "write_words": bwrite,
+            "read_rows": -(-bread // rows_r),
+            "write_rows": -(-bwrite // rows_r),
+        },
+        _energy(arch, c, itemsize),
+        prog.spill_fraction,
+        prog.buffer_need,
+        eng.events,
+        eng.periods,
+        busy,
+    )
+
+
+def simulate(
+    cascade: Cascade,
+    arch: Arch,
+    mapping: SimMapping,
+    dims: Mapping[str, int] | None = None,
+    *,
+    timing: str = "default",
+    exact: bool = False,
+) -> SimReport:
+    """Simulate ``cascade`` mapped by ``mapping`` on ``arch`` at ``dims``."""
+    prog = lower(cascade, arch, mapping, dims or {}, timing)
+    eng = Engine(prog, exact_mode=exact)
+    eng.run()
+    return build_report(prog, eng, "exact" if exact else "fast")
+
+
+def plot_timeline(report: SimReport, path: str | Path, names: Sequence[str] = ()) -> None:
+    """A Gantt chart of the ops on both arrays and DRAM: the prologue and one steady period."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    end = report.cycles
+    if report.periods:
+        p = report.periods[-1]
+        end = min(end, p.end + (p.end - p.start))
+    rows = ["2d", "1d", "dram"]
+    names = sorted({ev.name for ev in report.events if ev.start < end})
+    cmap = plt.get_cmap("tab20")
+    color = {n: cmap(i % 20) for i, n in enumerate(names)}
+    fig, ax = plt.subplots(figsize=(11, 3.2))
+    for ev in report.events:
+        if ev.start >= end:
+            continue
+        y = rows.index(ev.array)
+        ax.barh(y, min(ev.end, end) - ev.start, left=ev.start, height=0.7, color=color[ev.name],
+                edgecolor="black", linewidth=0.2)
+    for p in report.periods[-1:]:
+        ax.axvspan(p.start, p.end, color="grey", alpha=0.15, label="one steady-state period")
+    ax.set_yticks(range(3), ["2D array", "1D array", "DRAM"])
+    ax.set_xlabel("cycle")
+    ax.set_xlim(0, max(end, 1))
+    ax.invert_yaxis()
+    handles = [plt.Rectangle((0, 0), 1, 1, color=color[n]) for n in names[:20]]
+    ax.legend(handles, names[:20], loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
+    u = report.utilization
+    ax.set_title(
+        f"{report.cascade} on {report.arch}: {report.cycles:,} cycles, "
+        f"util 2D {u['2d']:.3f} / 1D {u['1d']:.3f}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
