@@ -270,7 +270,7 @@ class Engine:
             c.add(f"act.{key_arr}.rf_write", points)
             for op in leaf.operands:
                 if op.kernel == k.name and op.place != "registers":
-                    words = self.region(op.access, ext, op.tensor)
+                    words = self.region(op.access, ext, op.access.tensor)
                     c.add("buffer.read_words", words)
             if self.p.placement.get(self.p.source_of.get(k.output.tensor, k.output.tensor)) != "registers":
                 c.add("buffer.write_words", self.region(k.output, ext, k.output.tensor))
@@ -302,7 +302,7 @@ class Engine:
         for k, _ in x.accesses:
             for v in k.space:
                 ext[v] = ranges[v][1] if v in ranges else self.p.extent(v)
-        words = max(self.region(acc, ext, x.tensor) for _, acc in x.accesses)
+        words = max(self.region(acc, ext, acc.tensor) for _, acc in x.accesses)
         nbytes = math.ceil(words * self._itemsize(x.tensor) * x.fraction)
         scalesim = self.p.timing == "scalesim"
         if not x.write:
@@ -373,7 +373,7 @@ class Engine:
         for a in sorted(lp.arrays):
             for s0, t0 in self.arr[a]:
                 items.append(("a", a, s0 - F, t0.s))
-        if lp.dram:
+        if lp.dram and self.p.timing != "scalesim":
             items.append(("d", self.dram_free - F))
         for g, b in self.barrier.items():
             if b > F:

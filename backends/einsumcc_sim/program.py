@@ -579,7 +579,7 @@ class _Lowering:
         words = 0
         for k, acc in x.accesses:
             ext = {v: self.local_extent(loops + self.inner_loops(x), v) for v in k.space}
-            words = max(words, self.region_words(acc, ext, x.tensor))
+            words = max(words, self.region_words(acc, ext, acc.tensor))
         return math.ceil(words * self.itemsize(x.tensor) * x.fraction)
 
     def inner_loops(self, x: Xfer) -> list[Loop]:
