@@ -90,6 +90,8 @@ class Engine:
         self._shapes: dict[tuple[int, tuple[int, ...]], OpShape] = {}
         self.makespan = 0
         self._common: dict[tuple[int, int], int] = {}
+        # called with (leaf, ranges, shape, template) for every op, in program order
+        self.on_op: Any = None
 
     # ------------------------------------------------------------ helpers
     def tpl(self, shape: OpShape) -> Affine | Exact:
@@ -245,6 +247,8 @@ class Engine:
             self.xrel[k] = max(self.xrel.get(k, NEG), done)
         self.makespan = max(self.makespan, done)
         self.count_op(leaf, shape, ext, start, t)
+        if self.on_op is not None:
+            self.on_op(leaf, ranges, shape, t)
 
     def count_op(self, leaf: Leaf, s: OpShape, ext: dict[str, int], start: int, t: Any) -> None:
         arch = self.p.arch
