@@ -1,0 +1,262 @@
+"""Global-memory traffic of a schedule for given extents: bytes each kernel reads and writes.
+
+The model counts what the kernels request, tile by tile, exactly as the lowering loads and
+stores them:
+
+* a tile that does not depend on the loop variable is loaded once per program, before the
+  loops (every loop of the kernel reuses it);
+* a tile that depends on the loop variable is loaded once per executed iteration of each loop
+  that reads it; loops skip the empty tiles the schedule proved to be no-ops, per program;
+* a tile counts its valid elements: padding lanes, rows past the end of a rank and the lanes
+  of the last partial tile are masked off and move no data.
+
+Caches are not modelled: a tile that two programs both load counts twice.  That is the point
+for attention: a one-pass kernel reads K and V once per query tile, a three-pass kernel three
+times (K) and once (V), and ``materialize`` trades those re-reads for an intermediate's write
+and read.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import sympy
+
+from einsumcc.ir.nodes import Access, is_var_symbol
+from einsumcc.schedule.nodes import Program
+from einsumcc.schedule.schedule import AxisRole, Kernel, Loop, Schedule
+from einsumcc.schedule.tiles import segments
+
+
+@dataclass(frozen=True)
+class TensorTraffic:
+    tensor: str
+    read: int  # bytes
+    written: int  # bytes
+    size: int  # bytes of the whole tensor
+    reuse: str  # e.g. "1 read per tile of P (64 tiles)"
+
+
+@dataclass(frozen=True)
+class KernelTraffic:
+    kernel: str
+    programs: int
+    iterations: tuple[tuple[int, int, int], ...]  # (loop, executed, all) iterations, summed
+    tensors: tuple[TensorTraffic, ...]
+
+    @property
+    def read(self) -> int:
+        return sum(t.read for t in self.tensors)
+
+    @property
+    def written(self) -> int:
+        return sum(t.written for t in self.tensors)
+
+
+@dataclass(frozen=True)
+class TrafficReport:
+    extents: tuple[tuple[str, int], ...]
+    kernels: tuple[KernelTraffic, ...]
+
+    @property
+    def read(self) -> int:
+        return sum(k.read for k in self.kernels)
+
+    @property
+    def written(self) -> int:
+        return sum(k.written for k in self.kernels)
+
+
+def _itemsize(prog: Program, tensor: str) -> int:
+    if tensor in prog.parts:
+        return 4
+    return prog.cascade.tensor(tensor).dtype.itemsize
+
+
+def _dims_of(prog: Program, tensor: str) -> list[tuple[str, bool]]:
+    if tensor in prog.parts:
+        return [(r, False) for r in prog.parts[tensor]]
+    return [(d.rank, d.iterative) for d in prog.cascade.tensor(tensor).dims]
+
+
+class _Counter:
+    def __init__(self, s: Schedule, k: Kernel, extents: Mapping[str, int]) -> None:
+        assert s.program is not None
+        self.s = s
+        self.prog = s.program
+        self.k = k
+        self.ext = extents
+
+    def lane_vars(self, acc: Access) -> set[str]:
+        out = set()
+        for ix in acc.indices:
+            for sym in ix.free_symbols:
+                if is_var_symbol(sym) and self.k.has_axis(str(sym)) and self.k.axis(str(sym)).lanes:
+                    out.add(str(sym))
+        return out
+
+    def programs(self) -> list[dict[str, int]]:
+        """Per grid variable: the index of each program (tile index for tiled ones)."""
+        ranges = []
+        for v in self.k.grid:
+            a = self.k.axis(v)
+            n = self.ext[a.rank]
+            ranges.append(range(math.ceil(n / a.block)) if a.lanes else range(n))
+        return [dict(zip(self.k.grid, combo, strict=True)) for combo in itertools.product(*ranges)]
+
+    def count(self, lanes: set[str], prog: Mapping[str, int], stream_valid: int | None) -> int:
+        """Valid elements of a tile over ``lanes`` for one program (and one stream tile)."""
+        n = 1
+        for v in lanes:
+            a = self.k.axis(v)
+            ext = self.ext[a.rank]
+            if a.role is AxisRole.GRID:
+                start = prog[v] * a.block
+                n *= max(0, min(a.block, ext - start))
+            elif a.role is AxisRole.STREAM:
+                assert stream_valid is not None
+                n *= stream_valid
+            else:
+                n *= min(a.block, ext)
+        return n
+
+    def symbols(self, prog: Mapping[str, int]) -> dict[str, int]:
+        out: dict[str, int] = dict(self.ext)
+        for v in self.k.grid:
+            a = self.k.axis(v)
+            if a.lanes:
+                start = prog[v] * a.block
+                out[f"lo.{v}"] = start
+                out[f"hi.{v}"] = min(start + a.block, self.ext[a.rank]) - 1
+            else:
+                out[f"idx.{v}"] = prog[v]
+        return out
+
+    def run(self) -> KernelTraffic:
+        k = self.k
+        reads: dict[str, int] = {}
+        writes: dict[str, int] = {}
+        global_reads = set(k.reads)
+        programs = self.programs()
+        loop_bounds = []
+        for lp in k.loops:
+            seg = segments(k, lp, {r: self.ext.get(r) for r in self.ext})
+            exprs = [seg.start, seg.end, seg.count]
+            syms = sorted({s for e in exprs for s in e.free_symbols}, key=str)
+            fn = sympy.lambdify(
+                syms,
+                exprs,
+                modules=[{"floor": math.floor, "ceiling": math.ceil, "Max": max, "Min": min}, "math"],
+            )
+            loop_bounds.append((lp, syms, fn))
+        iterations: dict[int, list[int]] = {lp.number: [0, 0] for lp in k.loops}
+        program_level: list[Access] = []
+        loop_level: dict[int, list[Access]] = {}
+        for key in k.before:
+            program_level.extend(self.global_reads(key, global_reads))
+        for lp in k.loops:
+            x = lp.var
+            for key in lp.nodes:
+                for acc in self.global_reads(key, global_reads):
+                    if any(str(s) == x for ix in acc.indices for s in ix.free_symbols):
+                        loop_level.setdefault(lp.number, []).append(acc)
+                    else:
+                        program_level.append(acc)
+            for key in lp.after:
+                program_level.extend(self.global_reads(key, global_reads))
+        program_level = list(dict.fromkeys(program_level))
+        for lp_no in loop_level:
+            loop_level[lp_no] = list(dict.fromkeys(loop_level[lp_no]))
+        stores_once: list[tuple[str, Access]] = []
+        for key in k.before:
+            if key in k.writes:
+                stores_once.append((key, self.prog.node(key).output))
+        for lp in k.loops:
+            for key in lp.accumulators + lp.after:
+                if key in k.writes and key not in lp.recomputed:
+                    stores_once.append((key, self.prog.node(key).output))
+            for key in lp.carried:
+                if key in k.writes and key not in lp.recomputed:
+                    stores_once.append((key, self.prog.node(key).output))  # the init iterate
+        for prog in programs:
+            sym = self.symbols(prog)
+            for acc in program_level:
+                n = self.count(self.lane_vars(acc), prog, None)
+                reads[acc.tensor] = reads.get(acc.tensor, 0) + n * _itemsize(self.prog, acc.tensor)
+            for key, out in stores_once:
+                present = {str(s) for ix in out.indices for s in ix.free_symbols}
+                if any(prog[v] != 0 for v in k.grid if v not in present):
+                    continue
+                n = self.count(self.lane_vars(out), prog, None)
+                writes[key] = writes.get(key, 0) + n * _itemsize(self.prog, key)
+            for lp, syms, fn in loop_bounds:
+                start, end, count = (int(v) for v in fn(*(sym[str(s)] for s in syms)))
+                iterations[lp.number][0] += max(0, end - start)
+                iterations[lp.number][1] += count
+                ax = k.axis(lp.var)
+                for t in range(start, end):
+                    valid = None
+                    if ax.role is AxisRole.STREAM:
+                        valid = max(0, min(ax.block, self.ext[ax.rank] - t * ax.block))
+                    for acc in loop_level.get(lp.number, []):
+                        n = self.count(self.lane_vars(acc), prog, valid)
+                        reads[acc.tensor] = reads.get(acc.tensor, 0) + n * _itemsize(self.prog, acc.tensor)
+                    for key in lp.stores:
+                        out = self.prog.node(key).output
+                        present = {str(s) for ix in out.indices for s in ix.free_symbols}
+                        if any(prog[v] != 0 for v in k.grid if v not in present):
+                            continue
+                        n = self.count(self.lane_vars(out), prog, valid)
+                        writes[key] = writes.get(key, 0) + n * _itemsize(self.prog, key)
+        tensors = []
+        for name in list(dict.fromkeys([*k.reads, *k.writes])):
+            size = _itemsize(self.prog, name)
+            for rank, iterative in _dims_of(self.prog, name):
+                size *= self.ext[rank] + (1 if iterative else 0)
+            tensors.append(
+                TensorTraffic(name, reads.get(name, 0), writes.get(name, 0), size, self.reuse(name, reads.get(name, 0), size))
+            )
+        return KernelTraffic(
+            k.name,
+            len(programs),
+            tuple((n, a, b) for n, (a, b) in iterations.items()),
+            tuple(tensors),
+        )
+
+    def global_reads(self, key: str, global_reads: set[str]) -> list[Access]:
+        n = self.prog.node(key)
+        return [a for a in n.reads if a.tensor in global_reads]
+
+    def reuse(self, name: str, read: int, size: int) -> str:
+        if not read or not size:
+            return ""
+        carried = {r for r, _ in _dims_of(self.prog, name)}
+        tiles = 1
+        over: list[str] = []
+        for v in self.k.grid:
+            a = self.k.axis(v)
+            if a.rank in carried:
+                continue
+            # a grid rank the tensor does not have: every program along it reads it again
+            n = self.ext[a.rank]
+            count = math.ceil(n / a.block) if a.lanes else n
+            tiles *= count
+            over.append(f"{'tile' if a.lanes else 'index'} of {a.rank}")
+        times = read / size
+        if not over:
+            return f"read {times:.3g} times"
+        per = times / tiles
+        return f"read {per:.3g} times per {' x '.join(over)} ({tiles} in all)"
+
+
+def analyze_traffic(s: Schedule, dims: Mapping[str, int]) -> TrafficReport:
+    """Bytes read and written by every kernel of ``s`` at the extents ``dims`` (every rank)."""
+    kernels = tuple(_Counter(s, k, dims).run() for k in s.kernels)
+    return TrafficReport(tuple(sorted(dims.items())), kernels)
+
+
+def _unused(loop: Loop) -> None:
+    del loop
