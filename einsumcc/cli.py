@@ -300,6 +300,13 @@ def cmd_analyze_cost(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from einsumcc_sim.command import run as run_simulation
+
+    cascade = _load(args.file)
+    return run_simulation(args, cascade, parse_dims(args.dims))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from einsumcc.demo import run_demo
 
@@ -369,6 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="print JSON on stdout")
     _add_dims(q)
     q.set_defaults(handler=cmd_analyze_cost)
+
+    from einsumcc_sim.command import add_parser as add_simulate
+
+    add_simulate(sub, _add_dims).set_defaults(handler=cmd_simulate)
 
     p = sub.add_parser("demo", help="a tour on the bundled attention cascades")
     p.set_defaults(handler=cmd_demo)

@@ -171,12 +171,16 @@ def default_mapping(cascade: Cascade, arch: Arch) -> Mapping:
     """A mapping for any cascade: one group; a loop (tile 1) over each recurrence's iterative
     variable; tensors in DRAM (inputs, outputs) or the global buffer (intermediates)."""
     ks = kernels(cascade)
-    lane_pref = _lane_preference(ks)
-    maps = tuple((k.name, default_kernel_map(k, arch, lane_pref)) for k in ks)
     loops: list[tuple[str, int]] = []
     for st in cascade.stages:
         if isinstance(st, Recurrence) and (st.variable, 1) not in loops:
             loops.append((st.variable, 1))
+    looped = {v for v, _ in loops}
+    pref = [v for v in _lane_preference(ks) if v not in looped]
+    # the 1D lanes follow the 2D array's columns, so results pass straight down the link
+    cols = [default_kernel_map(k, arch, pref).cols for k in ks if k.matmul_like]
+    lane_pref = [v for v in cols if v is not None and v not in looped] + pref
+    maps = tuple((k.name, default_kernel_map(k, arch, lane_pref)) for k in ks)
     group = Group(tuple(e.name for e in cascade.einsums), tuple(loops), "pipelined")
     placement = default_placement(cascade, ks)
     return Mapping("default", (group,), maps, placement)
