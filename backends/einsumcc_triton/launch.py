@@ -133,7 +133,7 @@ class Compiled:
         for t in self.cascade.inputs:
             arr = np.asarray(inputs[t.name])
             dtype = getattr(torch, TORCH_DTYPE[t.dtype.value])
-            args.append(torch.as_tensor(np.ascontiguousarray(arr)).to(device=device, dtype=dtype))
+            args.append(torch.as_tensor(np.array(arr, copy=True)).to(device=device, dtype=dtype))
         out = self(*args)
         outs: Sequence[Any] = out if isinstance(out, tuple) else (out,)
         return {

@@ -756,10 +756,13 @@ class _KernelEmitter:
         ptr = self.pointer(tensor, indices, axes)
         mask = self.access_mask(tensor, indices, axes)
         present = {str(s) for ix in indices for s in ix.free_symbols}
+        # a tensor without some grid variable is the same in every program along it: the
+        # first program writes it
+        only: ka.Expr | None = None
         for v in self.k.grid:
             if v not in present:
                 cond = _bin("==", self.grid_index[v], ka.Const(0))
-                mask = cond if mask is None else _bin("&", mask, cond)
+                only = cond if only is None else _bin("&", only, cond)
         dtype = self.low.tensor_dtype(tensor)
         v = self.compute(value)
         code = self.expand(self.broadcast(v, axes) if v.axes != axes and axes else v, axes)
@@ -768,7 +771,8 @@ class _KernelEmitter:
         elif dtype != self.low.compute:
             code = ka.Call(ka.Attribute(code, "to"), (_tl(TL_DTYPE[dtype]),))
         kwargs = {"mask": mask} if mask is not None else {}
-        self.emit(ka.ExprStmt(_call("tl.store", ptr, code, **kwargs)))
+        stmt = ka.ExprStmt(_call("tl.store", ptr, code, **kwargs))
+        self.emit(ka.If(only, (stmt,)) if only is not None else stmt)
 
     # ------------------------------------------------------------ expressions
     def fold(self, e: Expr) -> float | None:

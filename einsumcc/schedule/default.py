@@ -184,10 +184,10 @@ class _Deriver:
         n = self.known[self.rank(var)]
         return n is None or next_pow2(n) > WHOLE_LIMIT
 
-    def streamable(self, var: str) -> bool:
-        """Traversed by a loop when reduced: large, or the outer part of a split (a count of
-        tiles of the inner part, which is held whole)."""
-        return self.large(var) or self.rank(var) in self.outer_parts
+    def streamable(self, var: str, space: set[str]) -> bool:
+        """Traversed by a loop when reduced: large, or the outer part of a split whose inner
+        part is iterated too (it counts tiles of the inner part, which is the block)."""
+        return self.large(var) or self.streamable_outer(var, space)
 
     def span(self, rank: str) -> Span | None:
         return self.c.rank(rank).span
@@ -288,7 +288,7 @@ class _Deriver:
             and v not in iterative
             and all(v in n.variables for n in heavy)
         }
-        loop = {v for v in reduced if self.streamable(v)} | iterative
+        loop = {v for v in reduced if self.streamable(v, space)} | iterative
         rest = large - grid - loop
         if len(loop) > 1:
             culprit = next(
@@ -316,7 +316,7 @@ class _Deriver:
         # A small grid variable that is the only register axis of a contraction's operand
         # stays whole, so that the contraction is a tl.dot (a matmul with small M and N).
         lanes = {v for v in space if v not in grid or self.large(v)}
-        if g.loop is not None and self.scalar_loop(g.loop):
+        if g.loop is not None and self.scalar_loop(g.loop, space):
             lanes.discard(g.loop)
         for n in nodes:
             if n.kind is not NodeKind.REDUCE or n.op != "sum":
@@ -324,14 +324,17 @@ class _Deriver:
             prod = product(n.body, frozenset(n.reduced))
             if len(prod.inner) != 2:
                 continue
-            for f in prod.inner:
+            for f, other in ((prod.inner[0], prod.inner[1]), (prod.inner[1], prod.inner[0])):
                 free = free_variables(f.expr) - set(n.reduced)
                 if free & lanes:
                     continue
+                # only a free axis of this operand (a batch axis of both stays on the grid)
+                theirs = free_variables(other.expr)
                 options = [
                     v
                     for v in free
                     if v in grid
+                    and v not in theirs
                     and not self.large(v)
                     and (self.known[self.rank(v)] or 0) >= MIN_TILE
                 ]
@@ -342,11 +345,22 @@ class _Deriver:
         g.grid = self.grid_order(grid, nodes)
         return g
 
-    def scalar_loop(self, var: str) -> bool:
-        """The loop over ``var`` takes one index per iteration."""
-        rank = self.rank(var)
+    def scalar_loop(self, var: str, space: set[str]) -> bool:
+        """The loop over ``var`` takes one index per iteration: an iterative rank, or the
+        outer part of a split whose inner part is the block."""
         iterative = any(n.recurrence == var for n in self.prog.nodes)
-        return iterative or rank in self.outer_parts
+        return iterative or (not self.large(var) and self.streamable(var, space)) or (
+            self.rank(var) in self.outer_parts and self.streamable_outer(var, space)
+        )
+
+    def streamable_outer(self, var: str, space: set[str]) -> bool:
+        rank = self.rank(var)
+        for sp in self.c.splits:
+            if rank in sp.children[:-1]:
+                inner = sp.children[sp.children.index(rank) + 1 :]
+                if any(self.c.rank(ch).var in space for ch in inner):
+                    return True
+        return False
 
     def grid_order(self, grid: set[str], nodes: list[Node]) -> list[str]:
         """Tiled grid variables first (fastest-varying), then batch-like ones, innermost first."""
@@ -372,7 +386,12 @@ class _Deriver:
             assert info is not None
             groups.append(info)
             node, reason, _ = trial
-            self.notes.append(f"a new kernel starts at {node.statement}: {reason}")
+            where = unit[0].statement if unit[0].top or unit[0].key == unit[0].statement else (
+                f"{unit[0].statement} (its part {unit[0].key})"
+            )
+            self.notes.append(
+                f"kernel k{len(groups)} starts at {where}: in the previous kernel, {reason}"
+            )
             alone = self.analyze(unit)
             if not isinstance(alone, _Group):
                 node, reason, hint = alone
@@ -399,7 +418,7 @@ class _Deriver:
                 else:
                     g.roles[v] = (AxisRole.GRID, 1)
             elif v == g.loop:
-                if self.scalar_loop(v):
+                if self.scalar_loop(v, set(space)):
                     g.roles[v] = (AxisRole.ITERATE, 1)
                 else:
                     g.roles[v] = (AxisRole.STREAM, self.tiles.get(rank, STREAM_TILE))
@@ -768,8 +787,13 @@ class _Deriver:
         axes = self.axes(g, ev)
         stream = self.rank(loop) if loop is not None else None
         if stream is not None:
-            parent = next((s.parent for s in self.c.splits if stream in s.children[:-1]), None)
-            stream = parent or stream
+            # the outer part of a split whose inner part is a block: the parent is streamed
+            for sp in self.c.splits:
+                if stream in sp.children[:-1] and any(
+                    self.c.rank(ch).var in g.roles for ch in sp.children[sp.children.index(stream) + 1 :]
+                ):
+                    stream = sp.parent
+                    break
         return Kernel(
             name=f"k{index}",
             axes=axes,
