@@ -235,7 +235,7 @@ class _Reader:
             raise self.fail(name, f"expected a non-negative number, got {v!r}")
         return float(v)
 
-    def str(self, name: str, choices: Sequence[str], default: Any = ...) -> str:
+    def choice(self, name: str, choices: Sequence[str], default: Any = ...) -> str:
         v = self.get(name, default)
         if v not in choices:
             raise self.fail(name, f"expected one of {', '.join(choices)}, got {v!r}")
@@ -314,7 +314,11 @@ def validate_arch(raw: Mapping[str, Any], source: str) -> Arch:
 
     r2 = _Reader(top.table("array2d"), "array2d.", source)
     dataflows = r2.get("dataflows", list(DATAFLOWS))
-    if not isinstance(dataflows, list) or not dataflows or any(d not in DATAFLOWS for d in dataflows):
+    if (
+        not isinstance(dataflows, list)
+        or not dataflows
+        or any(d not in DATAFLOWS for d in dataflows)
+    ):
         raise r2.fail("dataflows", f"expected a list drawn from {', '.join(DATAFLOWS)}")
     a2 = ArrayArch(
         "2d",
@@ -322,7 +326,7 @@ def validate_arch(raw: Mapping[str, Any], source: str) -> Arch:
         r2.int("cols"),
         r2.int("registers", 4),
         _ops(r2, "ops", per_array["array2d"]),
-        r2.str("dataflow", DATAFLOWS, "os"),
+        r2.choice("dataflow", DATAFLOWS, "os"),
         tuple(dataflows),
     )
     if a2.dataflow not in a2.dataflows:

@@ -16,21 +16,35 @@ from einsumcc_sim.mapping import load_mapping
 from einsumcc_sim.report import SimReport, plot_timeline, simulate
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], add_dims: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    add_dims: Callable[[argparse.ArgumentParser], None],
+) -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="cycle-level simulation on a spatial-array accelerator")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--arch", default="fusemax", help=f"preset ({', '.join(PRESETS)}) or TOML file")
     p.add_argument("--mapping", default="default", help="mapping TOML file (default: derived)")
     p.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override an architecture field, e.g. --set array2d.rows=128 (repeatable)",
     )
     add_dims(p)
-    p.add_argument("--timing", choices=("default", "scalesim"), default="default",
-                   help="default: consecutive folds overlap; scalesim: fold-serial as SCALE-Sim v3")
+    p.add_argument(
+        "--timing",
+        choices=("default", "scalesim"),
+        default="default",
+        help="default: consecutive folds overlap; scalesim: fold-serial as SCALE-Sim v3",
+    )
     p.add_argument("--exact", action="store_true", help="simulate every cycle (small problems)")
-    p.add_argument("--functional", action="store_true",
-                   help="move real values through the dataflow and compare with the oracle")
+    p.add_argument(
+        "--functional",
+        action="store_true",
+        help="move real values through the dataflow and compare with the oracle",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the functional inputs")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", metavar="OUT.png", help="draw the utilization timeline")
@@ -46,8 +60,12 @@ def run(args: argparse.Namespace, cascade: Cascade, dims: dict[str, int]) -> int
         return 0
     report = simulate(cascade, arch, mapping, dims, timing=args.timing, exact=args.exact)
     other = simulate(
-        cascade, arch, mapping, dims,
-        timing="default" if args.timing == "scalesim" else "scalesim", exact=args.exact,
+        cascade,
+        arch,
+        mapping,
+        dims,
+        timing="default" if args.timing == "scalesim" else "scalesim",
+        exact=args.exact,
     )
     sc, df = (report, other) if args.timing == "scalesim" else (other, report)
     report.scalesim_gap = {
@@ -71,7 +89,9 @@ def run(args: argparse.Namespace, cascade: Cascade, dims: dict[str, int]) -> int
     return 0
 
 
-def _functional(cascade: Cascade, arch: object, mapping: object, dims: dict[str, int], seed: int) -> dict[str, object]:
+def _functional(
+    cascade: Cascade, arch: object, mapping: object, dims: dict[str, int], seed: int
+) -> dict[str, object]:
     from einsumcc.reference import evaluate, random_inputs
     from einsumcc_sim.functional import run_functional
 
@@ -83,7 +103,9 @@ def _functional(cascade: Cascade, arch: object, mapping: object, dims: dict[str,
         diff = np.abs(np.asarray(got[name]) - want)
         both_nan = np.isnan(want) & np.isnan(got[name])
         err = max(err, float(np.max(np.where(both_nan, 0.0, diff), initial=0.0)))
-    scale = max([1.0] + [float(np.max(np.abs(np.nan_to_num(v)), initial=0.0)) for v in ref.values()])
+    scale = max(
+        [1.0] + [float(np.max(np.abs(np.nan_to_num(v)), initial=0.0)) for v in ref.values()]
+    )
     ok = bool(err <= 1e-9 * scale)
     return {"max_abs_error": err, "ok": ok, "outputs": sorted(ref), "seed": seed}
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from einsumcc_sim.program import Leaf, Loop, Node, Program, Xfer, op_shape
+from einsumcc_sim.program import Leaf, Loop, Node, Program, Xfer, op_cycles, op_shape
 from einsumcc_sim.template import Affine, Exact, OpShape, affine, exact
 
 NEG = -(1 << 62)
@@ -87,9 +87,10 @@ class Engine:
         self.periods: list[Period] = []
         self.profiles: dict[str, list[tuple[int, np.ndarray]]] = {"2d": [], "1d": []}
         self.dram_spans: list[tuple[int, int]] = []
-        self._shapes: dict[tuple[int, tuple[int, ...]], OpShape] = {}
+        self._shapes: dict[tuple[int, tuple[tuple[str, int], ...]], OpShape] = {}
         self.makespan = 0
         self._common: dict[tuple[int, int], int] = {}
+        self._region_plan: dict[tuple[Any, str], list[tuple[tuple[tuple[str, int], ...], int]]] = {}
         # called with (leaf, ranges, shape, template) for every op, in program order
         self.on_op: Any = None
 
@@ -147,9 +148,7 @@ class Engine:
                         q = (reg_hi - e) // period
                         if q > 0 and dt >= 0:
                             self.jump(lp, coords, e, q, period, dt, c0)
-                            self.periods.append(
-                                Period(self.label(lp), F0, F, period, q)
-                            )
+                            self.periods.append(Period(self.label(lp), F0, F, period, q))
                             e += q * period
                             history.clear()
                             checks = 64
@@ -176,11 +175,11 @@ class Engine:
         return out
 
     def shape(self, leaf: Leaf, ext: dict[str, int]) -> OpShape:
-        key = (leaf.id, tuple(sorted(ext.items())))  # type: ignore[arg-type]
-        s = self._shapes.get(key)  # type: ignore[arg-type]
+        key = (leaf.id, tuple(sorted(ext.items())))
+        s = self._shapes.get(key)
         if s is None:
             s = op_shape(self.p, leaf, ext)
-            self._shapes[key] = s  # type: ignore[index]
+            self._shapes[key] = s
         return s
 
     def leaf(self, leaf: Leaf, coords: tuple[int, ...], ranges: dict[str, tuple[int, int]]) -> None:
@@ -258,7 +257,7 @@ class Engine:
         key_arr = "array2d" if leaf.array == "2d" else "array1d"
         for k, m in zip(leaf.kernels, leaf.maps, strict=True):
             steps = math.prod(ext[v] for v in m.stream)
-            kc = sum(n * arr.op(o).cycles for o, n in k.ops if arr.op(o) is not None)  # type: ignore[union-attr]
+            kc = op_cycles(arr, k)
             points = pes * steps
             c.add(f"busy.{k.name}", steps * max(kc, 1))
             c.add(f"pe_cycles.{k.name}", points * max(kc, 1))
@@ -276,28 +275,41 @@ class Engine:
                 if op.kernel == k.name and op.place != "registers":
                     words = self.region(op.access, ext, op.access.tensor)
                     c.add("buffer.read_words", words)
-            if self.p.placement.get(self.p.source_of.get(k.output.tensor, k.output.tensor)) != "registers":
+            if (
+                self.p.placement.get(self.p.source_of.get(k.output.tensor, k.output.tensor))
+                != "registers"
+            ):
                 c.add("buffer.write_words", self.region(k.output, ext, k.output.tensor))
         if len(self.events) < self.max_events:
             self.events.append(Event(leaf.array, leaf.name, start, start + t.compute_end))
         if self.exact:
-            self.profiles[leaf.array].append((start, t.busy_profile()))
+            self.profiles[leaf.array].append((start, t.profile))
 
     def region(self, acc: Any, ext: Mapping[str, int], tensor: str) -> int:
+        """Elements of ``tensor`` that ``acc`` touches when each variable spans ``ext``."""
+        plan = self._region_plan.get((acc, tensor))
+        if plan is None:
+            plan = self._plan(acc, tensor)
+            self._region_plan[(acc, tensor)] = plan
+        total = 1
+        for coeffs, cap in plan:
+            span = sum(abs(cf) * (ext.get(v, 1) - 1) for v, cf in coeffs) + 1
+            total *= min(span, cap)
+        return total
+
+    def _plan(self, acc: Any, tensor: str) -> list[tuple[tuple[tuple[str, int], ...], int]]:
         from einsumcc.ir.bind import index_coefficients
 
-        total = 1
         names = {t.name for t in self.p.cascade.tensors}
         t = self.p.cascade.tensor(tensor) if tensor in names else None
+        plan = []
         for pos, ix in enumerate(acc.indices):
             if t is not None and t.dims[pos].iterative:
                 continue
             coeffs, _ = index_coefficients(ix, self.p.bindings.extents)
-            span = sum(abs(cf) * (ext.get(v, 1) - 1) for v, cf in coeffs.items()) + 1
-            if t is not None:
-                span = min(span, self.p.bindings.extents[t.dims[pos].rank])
-            total *= span
-        return total
+            cap = self.p.bindings.extents[t.dims[pos].rank] if t is not None else 1 << 62
+            plan.append((tuple(sorted(coeffs.items())), cap))
+        return plan
 
     # ------------------------------------------------------------ transfers
     def xfer(self, x: Xfer, coords: tuple[int, ...], ranges: dict[str, tuple[int, int]]) -> None:
@@ -310,7 +322,9 @@ class Engine:
         nbytes = math.ceil(words * self._itemsize(x.tensor) * x.fraction)
         scalesim = self.p.timing == "scalesim"
         if not x.write:
-            key = tuple(c if lp.var in x.key_vars else -1 for c, lp in zip(prefix, x.loops, strict=True))
+            key = tuple(
+                c if lp.var in x.key_vars else -1 for c, lp in zip(prefix, x.loops, strict=True)
+            )
             last = self.xlast.get(x.id)
             if last is not None and last[0] == key and not x.spill:
                 owner = last[1]
@@ -348,7 +362,9 @@ class Engine:
         if cycles:
             self.makespan = max(self.makespan, end)
             if len(self.events) < self.max_events:
-                self.events.append(Event("dram", ("write " if x.write else "load ") + x.tensor, start, end))
+                self.events.append(
+                    Event("dram", ("write " if x.write else "load ") + x.tensor, start, end)
+                )
             if self.exact:
                 self.dram_spans.append((start, end))
 
@@ -391,7 +407,9 @@ class Engine:
             rel = pre
             if lid in mine and d > pos:
                 rel = (*pre[:pos], pre[pos] - e, *pre[pos + 1 :])
-            items.append(("r", lid, d, rel, rec.end - F, rec.start - F if rec.tpl is not None else 0))
+            items.append(
+                ("r", lid, d, rel, rec.end - F, rec.start - F if rec.tpl is not None else 0)
+            )
         for k in dead:
             del self.records[k]
         for (xid, pre), end in self.xrec.items():
@@ -416,7 +434,13 @@ class Engine:
         return pre
 
     def jump(
-        self, lp: Loop, coords: tuple[int, ...], e: int, q: int, period: int, dt: int,
+        self,
+        lp: Loop,
+        coords: tuple[int, ...],
+        e: int,
+        q: int,
+        period: int,
+        dt: int,
         before: dict[str, float],
     ) -> None:
         F = self._frontier(lp)

@@ -63,13 +63,18 @@ class DataflowError(AssertionError):
 
 class _Functional:
     def __init__(
-        self, prog: Program, inputs: Mapping[str, np.ndarray], faults: Iterable[tuple[str, int, int]]
+        self,
+        prog: Program,
+        inputs: Mapping[str, np.ndarray],
+        faults: Iterable[tuple[str, int, int]],
     ) -> None:
         self.p = prog
         self.c: Cascade = prog.cascade
         self.ext = dict(prog.bindings.extents)
         self.params = {p.name: p.value for p in self.c.params}
-        self.store: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()}
+        self.store: dict[str, np.ndarray] = {
+            k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()
+        }
         self.where_pe: dict[str, np.ndarray] = {}  # register tensors: producing PE (array, i, j)
         self.faults = set(faults)
         self.checked_links = 0
@@ -101,7 +106,9 @@ class _Functional:
             self.store[tensor] = np.full(self.shape_of(tensor), value, dtype=np.float64)
         return self.store[tensor]
 
-    def flat_index(self, acc: Access, vals: Mapping[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    def flat_index(
+        self, acc: Access, vals: Mapping[str, np.ndarray], shape: tuple[int, ...]
+    ) -> np.ndarray:
         idx = np.zeros(1, dtype=np.int64)
         for pos, ix in enumerate(acc.indices):
             coeffs, const = index_coefficients(ix, self.ext)
@@ -133,7 +140,8 @@ class _Functional:
         if isinstance(e, Access):
             acc = self.resolve(e)
             arr = self.store[acc.tensor]
-            return arr.ravel()[self.flat_index(acc, vals, arr.shape)]
+            got: np.ndarray = arr.ravel()[self.flat_index(acc, vals, arr.shape)]
+            return got
         if isinstance(e, Neg):
             return -self.value(e.operand, vals)
         if isinstance(e, Binary):
@@ -141,10 +149,15 @@ class _Functional:
         if isinstance(e, Call):
             args = [self.value(a, vals) for a in e.args]
             fn = UNARY.get(e.fn)
-            return np.asarray(fn(args[0]) if fn is not None else BINARY[e.fn](args[0], args[1]))
+            res: np.ndarray = np.asarray(
+                fn(args[0]) if fn is not None else BINARY[e.fn](args[0], args[1])
+            )
+            return res
         raise TypeError(f"not a point expression: {e}")
 
-    def cond(self, conds: tuple[Condition, ...], vals: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+    def cond(
+        self, conds: tuple[Condition, ...], vals: Mapping[str, np.ndarray], n: int
+    ) -> np.ndarray:
         mask = np.ones(n, dtype=bool)
         for cnd in conds:
             sides = []
@@ -164,14 +177,21 @@ class _Functional:
         for k, m in zip(leaf.kernels, leaf.maps, strict=True):
             self.kernel_op(leaf, k, m, ranges, shape, fire)
 
-    def kernel_op(self, leaf: Leaf, k: Kernel, m: Any, ranges: Mapping[str, tuple[int, int]],
-                  s: OpShape, fire: np.ndarray) -> None:
+    def kernel_op(
+        self,
+        leaf: Leaf,
+        k: Kernel,
+        m: Any,
+        ranges: Mapping[str, tuple[int, int]],
+        s: OpShape,
+        fire: np.ndarray,
+    ) -> None:
         loc = {v: ranges.get(v, (0, self.ext[self.c.var_ranks[v]])) for v in k.space}
         steps = 1
         for v in m.stream:
             steps *= loc[v][1]
-        ii, jj, ss = np.meshgrid(np.arange(s.u_r), np.arange(s.u_c), np.arange(steps), indexing="ij")
-        ii, jj, ss = ii.ravel(), jj.ravel(), ss.ravel()
+        grid = np.meshgrid(np.arange(s.u_r), np.arange(s.u_c), np.arange(steps), indexing="ij")
+        ii, jj, ss = (g.ravel() for g in grid)
         vals: dict[str, np.ndarray] = {}
         rem = ss.copy()
         for v in reversed(m.stream):
@@ -212,7 +232,9 @@ class _Functional:
 
     def fill_unsurvived(self, k: Kernel) -> None:
         """Output points with no surviving iteration point hold the tensor's fill."""
-        grids = np.meshgrid(*[np.arange(self.ext[self.c.var_ranks[v]]) for v in k.space], indexing="ij")
+        grids = np.meshgrid(
+            *[np.arange(self.ext[self.c.var_ranks[v]]) for v in k.space], indexing="ij"
+        )
         vals = {v: g.ravel() for v, g in zip(k.space, grids, strict=True)}
         n = grids[0].size if grids else 1
         mask = self.cond(k.where, vals, n)
@@ -224,13 +246,24 @@ class _Functional:
         touched[idx] = True
         dest.reshape(-1)[touched & ~survive] = self.fill(k.output.tensor)
 
-    def check_links(self, leaf: Leaf, k: Kernel, m: Any, s: OpShape, fire: np.ndarray,
-                    ii: np.ndarray, jj: np.ndarray, ss: np.ndarray) -> None:
+    def check_links(
+        self,
+        leaf: Leaf,
+        k: Kernel,
+        m: Any,
+        s: OpShape,
+        fire: np.ndarray,
+        ii: np.ndarray,
+        jj: np.ndarray,
+        ss: np.ndarray,
+    ) -> None:
         at = fire[ii, jj, np.minimum(ss, fire.shape[2] - 1)]
         if s.left:
             arrival = s.L + s.a * ii + ss * s.K + jj  # injected at row i, one column per cycle
             if not np.array_equal(at, arrival):
-                raise DataflowError(f"{k.name}: a PE fires when its left operand is not on its link")
+                raise DataflowError(
+                    f"{k.name}: a PE fires when its left operand is not on its link"
+                )
             self.checked_links += at.size
         if s.top:
             arrival = s.L + s.b * jj + ss * s.K + ii
@@ -238,8 +271,9 @@ class _Functional:
                 raise DataflowError(f"{k.name}: a PE fires when its top operand is not on its link")
             self.checked_links += at.size
 
-    def check_registers(self, leaf: Leaf, k: Kernel, vals: Mapping[str, np.ndarray],
-                        ii: np.ndarray, jj: np.ndarray) -> None:
+    def check_registers(
+        self, leaf: Leaf, k: Kernel, vals: Mapping[str, np.ndarray], ii: np.ndarray, jj: np.ndarray
+    ) -> None:
         for op in leaf.operands:
             if op.kernel != k.name or op.place != "registers" or op.producer is None:
                 continue
@@ -262,10 +296,14 @@ class _Functional:
         for t in self.c.outputs:
             k = self.p.kernels.get(t.name)
             if k is not None and k.alias and isinstance(k.body, Access):
-                grids = np.meshgrid(*[np.arange(self.ext[self.c.var_ranks[v]]) for v in k.lhs], indexing="ij")
+                grids = np.meshgrid(
+                    *[np.arange(self.ext[self.c.var_ranks[v]]) for v in k.lhs], indexing="ij"
+                )
                 vals = {v: g.ravel() for v, g in zip(k.lhs, grids, strict=True)}
                 val = self.value(k.body, vals) if k.lhs else self.value(k.body, {})
-                self.store[t.name] = np.asarray(val, dtype=np.float64).reshape(self.shape_of(t.name))
+                self.store[t.name] = np.asarray(val, dtype=np.float64).reshape(
+                    self.shape_of(t.name)
+                )
             out[t.name] = self.store[t.name]
         return out
 

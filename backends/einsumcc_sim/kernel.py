@@ -178,7 +178,8 @@ class _Builder:
         conds = tuple(
             c
             for c in where
-            if c.variables <= mine and (not reduced or c.variables & set(reduced) or name == self.e.name)
+            if c.variables <= mine
+            and (not reduced or c.variables & set(reduced) or name == self.e.name)
         )
         inner = self.hoist(inner, mine, where)
         alias = (
@@ -212,7 +213,9 @@ class _Builder:
         fv = free_variables(e)
         if isinstance(e, Reduce):
             inner_where = tuple(
-                c for c in where if c.variables & set(e.variables) and c.variables <= fv | set(e.variables)
+                c
+                for c in where
+                if c.variables & set(e.variables) and c.variables <= fv | set(e.variables)
             )
             return self.helper(e, inner_where)
         if fv < space:

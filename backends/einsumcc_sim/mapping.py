@@ -86,7 +86,9 @@ class Mapping:
             if g.stages:
                 out.append("stages = { " + ", ".join(f'"{k}" = {s}' for k, s in g.stages) + " }")
             if g.interleave:
-                inner = ", ".join("[" + ", ".join(f'"{e}"' for e in grp) + "]" for grp in g.interleave)
+                inner = ", ".join(
+                    "[" + ", ".join(f'"{e}"' for e in grp) + "]" for grp in g.interleave
+                )
                 out.append(f"interleave = [{inner}]")
             out.append("")
         for name, m in self.kernels:
@@ -136,9 +138,9 @@ def _map_2d(k: Kernel, dataflow: str) -> KernelMap:
         else:
             rows, cols, stream = _pick(k_vars, []), _pick(m_vars, []), tuple(n_vars)
         return KernelMap("2d", rows, cols, tuple(v for v in stream if v not in (rows, cols)))
-    lhs = list(k.lhs)
-    cols = lhs[-1] if lhs else None
-    rows = lhs[-2] if len(lhs) > 1 else None
+    outs = list(k.lhs)
+    cols = outs[-1] if outs else None
+    rows = outs[-2] if len(outs) > 1 else None
     return KernelMap("2d", rows, cols, tuple(k.reduced))
 
 
@@ -225,7 +227,7 @@ def _var(cascade: Cascade, name: Any, where: str, source: str) -> str:
 
 def _loops(cascade: Cascade, raw: Any, where: str, source: str) -> tuple[tuple[str, int], ...]:
     if not isinstance(raw, list):
-        raise EinError.plain(f"{source}: {where}: expected a list like [\"P:256\", \"M1\"]")
+        raise EinError.plain(f'{source}: {where}: expected a list like ["P:256", "M1"]')
     out = []
     for item in raw:
         name, _, tile = str(item).partition(":")
@@ -234,7 +236,9 @@ def _loops(cascade: Cascade, raw: Any, where: str, source: str) -> tuple[tuple[s
         except ValueError:
             t = 0
         if t <= 0:
-            raise EinError.plain(f"{source}: {where}: '{item}': the tile must be a positive integer")
+            raise EinError.plain(
+                f"{source}: {where}: '{item}': the tile must be a positive integer"
+            )
         out.append((_var(cascade, name, where, source), t))
     return tuple(out)
 
@@ -261,7 +265,8 @@ def mapping_from_dict(
     unknown = sorted(set(raw) - {"version", "name", "group", "einsum", "tensor", "arch"})
     if unknown:
         raise EinError.plain(
-            f"{source}: {unknown[0]}: unknown key", hint="keys: version, name, group, einsum, tensor"
+            f"{source}: {unknown[0]}: unknown key",
+            hint="keys: version, name, group, einsum, tensor",
         )
     names = [e.name for e in cascade.einsums]
     groups = []
@@ -283,10 +288,12 @@ def mapping_from_dict(
         stages = g.get("stages", {})
         for e, s in stages.items():
             if e not in members or not isinstance(s, int) or s < 0:
-                raise EinError.plain(f"{source}: {where}.stages.{e}: expected a member and a stage >= 0")
+                raise EinError.plain(
+                    f"{source}: {where}.stages.{e}: expected a member and a stage >= 0"
+                )
         inter = tuple(tuple(x) for x in g.get("interleave", []))
         if inter and mode != "interleaved":
-            raise EinError.plain(f"{source}: {where}.interleave needs mode = \"interleaved\"")
+            raise EinError.plain(f'{source}: {where}.interleave needs mode = "interleaved"')
         if mode == "sequential" and stages:
             raise EinError.plain(f"{source}: {where}.stages: a sequential group has no stages")
         groups.append(
@@ -330,9 +337,7 @@ def mapping_from_dict(
     )
 
 
-def _kernel_map(
-    spec: Any, base: KernelMap, cascade: Cascade, where: str, source: str
-) -> KernelMap:
+def _kernel_map(spec: Any, base: KernelMap, cascade: Cascade, where: str, source: str) -> KernelMap:
     if not isinstance(spec, dict):
         raise EinError.plain(f"{source}: {where}: expected a table")
     bad = sorted(set(spec) - {"array", "rows", "cols", "lanes", "stream", "order"})
@@ -340,7 +345,7 @@ def _kernel_map(
         raise EinError.plain(f"{source}: {where}.{bad[0]}: unknown key")
     array = spec.get("array", base.array)
     if array not in ("2d", "1d"):
-        raise EinError.plain(f"{source}: {where}.array: expected \"2d\" or \"1d\"")
+        raise EinError.plain(f'{source}: {where}.array: expected "2d" or "1d"')
     out = replace(base, array=array)
     if "rows" in spec:
         out = replace(out, rows=_var(cascade, spec["rows"], f"{where}.rows", source))

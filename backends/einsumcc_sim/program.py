@@ -25,10 +25,11 @@ import sympy
 from einsumcc.diagnostics import EinError
 from einsumcc.ir.bind import Bindings, bind, index_coefficients
 from einsumcc.ir.cascade import Cascade
-from einsumcc.ir.nodes import Access, Role, var_symbol
-from einsumcc_sim.arch import Arch
+from einsumcc.ir.nodes import Access, var_symbol
+from einsumcc_sim.arch import Arch, ArrayArch
 from einsumcc_sim.kernel import Kernel, kernels
-from einsumcc_sim.mapping import Group, KernelMap, Mapping as SimMapping
+from einsumcc_sim.mapping import Group, KernelMap
+from einsumcc_sim.mapping import Mapping as SimMapping
 from einsumcc_sim.template import OpShape
 
 
@@ -180,7 +181,9 @@ class _Lowering:
             )
         for role, v in (("rows", m.rows), ("cols", m.cols)):
             if v is not None and v not in k.space:
-                raise EinError.plain(f"{where}: {role} = {v.upper()}, which {k.name} does not iterate")
+                raise EinError.plain(
+                    f"{where}: {role} = {v.upper()}, which {k.name} does not iterate"
+                )
         for v in m.stream:
             if v not in k.space:
                 raise EinError.plain(f"{where}: stream {v.upper()} is not a rank of {k.name}")
@@ -189,8 +192,15 @@ class _Lowering:
                     f"{where}: rank {v.upper()} is both spatial and streamed",
                     hint="a rank is spatial on one array dimension or temporal, not both",
                 )
-        if m.rows is not None and m.rows in k.reduced and m.cols is not None and m.cols in k.reduced:
-            raise EinError.plain(f"{where}: both array dimensions reduce; keep one output rank spatial")
+        if (
+            m.rows is not None
+            and m.rows in k.reduced
+            and m.cols is not None
+            and m.cols in k.reduced
+        ):
+            raise EinError.plain(
+                f"{where}: both array dimensions reduce; keep one output rank spatial"
+            )
 
     # ------------------------------------------------------------ tree
     def pointwise(self, consumer: Kernel, producer_tensor: str, var: str) -> bool:
@@ -309,9 +319,7 @@ class _Lowering:
     # ------------------------------------------------------------ analysis
     def finish(self, root: Loop) -> None:
         def visit(node: Node, path: list[Loop]) -> None:
-            if isinstance(node, Leaf):
-                node.loops = list(path[1:])
-            elif isinstance(node, Xfer):
+            if isinstance(node, (Leaf, Xfer)):
                 node.loops = list(path[1:])
             else:
                 node.depth = len(path)
@@ -376,15 +384,19 @@ class _Lowering:
     def link_kind(self, leaf: Leaf, prod: Leaf, place: str, tensor: str, k: Kernel) -> str:
         if place != "registers":
             return "scalar"
-        pm = prod.maps[[p.name for p in prod.kernels].index(tensor)] if tensor in [
-            p.name for p in prod.kernels
-        ] else prod.maps[0]
+        pm = (
+            prod.maps[[p.name for p in prod.kernels].index(tensor)]
+            if tensor in [p.name for p in prod.kernels]
+            else prod.maps[0]
+        )
         qm = leaf.maps[[x.name for x in leaf.kernels].index(k.name)]
         where = f"{tensor} is placed in registers"
         shared = [lp for lp in leaf.loops if lp in prod.loops and lp.kind == "group"]
         folds = [lp for lp in (leaf.loops + prod.loops) if lp.kind == "fold"]
         for lp in folds:
-            local = self.local_extent([x for x in leaf.loops if x.kind == "group"] + [lp], lp.var or "")
+            local = self.local_extent(
+                [x for x in leaf.loops if x.kind == "group"] + [lp], lp.var or ""
+            )
             if lp.var is not None and math.ceil(local / lp.tile) > 1:
                 raise EinError.plain(
                     f"{where}, but the tile of {lp.var.upper()} spans "
@@ -435,9 +447,7 @@ class _Lowering:
                 out = set(k.output.variables)
                 if m.rows is not None and m.rows not in out:
                     out_kind, a = "down", 1
-                elif m.cols is not None and m.cols not in out and leaf.array == "2d":
-                    out_kind, b = "right", 1
-                elif leaf.array == "1d" and m.cols is not None and m.cols not in out:
+                elif m.cols is not None and m.cols not in out:
                     out_kind, b = "right", 1
             leaf.flows = {"edge": (left, top, bool(load), 0)}
             leaf.out_kind = out_kind
@@ -535,8 +545,14 @@ class _Lowering:
                     ops = [o for o in leaf.operands if o.tensor == t]
                     if not ops:
                         continue
-                    r = Xfer(len(self.xfers), t, False, [(self.ks[ops[0].kernel], ops[0].access)],
-                             frozenset(), spill)
+                    r = Xfer(
+                        len(self.xfers),
+                        t,
+                        False,
+                        [(self.ks[ops[0].kernel], ops[0].access)],
+                        frozenset(),
+                        spill,
+                    )
                     r.spill = True
                     r.consumers.append(leaf)
                     self.xfers.append(r)
@@ -570,7 +586,8 @@ class _Lowering:
         folds = [lp for lp in leaf.loops if lp.kind == "fold"]
         k = leaf.kernels[0]
         reduced_fold = [lp for lp in folds if lp.var in k.reduced]
-        target: Node = folds[0] if reduced_fold and folds else leaf
+        # after the outermost fold loop that reduces: the output tile is final there
+        target: Node = reduced_fold[0] if reduced_fold else leaf
         parent, idx = self.parent_of(self.root, target)
         parent.children.insert(idx + 1, x)
         parent.stages.insert(idx + 1, parent.stages[idx])
@@ -628,6 +645,16 @@ def lower(
     return _Lowering(cascade, arch, mapping, dims, timing).lower()
 
 
+def op_cycles(arr: ArrayArch, k: Kernel) -> int:
+    """Cycles a PE of ``arr`` spends on one point of ``k``: its ops one after another."""
+    total = 0
+    for o, n in k.ops:
+        cost = arr.op(o)
+        if cost is not None:
+            total += n * cost.cycles
+    return total
+
+
 def op_shape(prog: Program, leaf: Leaf, ext: Mapping[str, int]) -> OpShape:
     """The shape of one fold of ``leaf`` at the local extents ``ext``."""
     arch = prog.arch
@@ -641,7 +668,7 @@ def op_shape(prog: Program, leaf: Leaf, ext: Mapping[str, int]) -> OpShape:
     for k, m in zip(leaf.kernels, leaf.maps, strict=True):
         t = math.prod(ext[v] for v in m.stream)
         T = max(T, t)
-        K += sum(n * arr.op(o).cycles for o, n in k.ops if arr.op(o) is not None) or 1  # type: ignore[union-attr]
+        K += op_cycles(arr, k) or 1
     left, top, load, _ = leaf.flows["edge"]
     scalesim = prog.timing == "scalesim"
     a, b = leaf.skew
@@ -663,10 +690,19 @@ def op_shape(prog: Program, leaf: Leaf, ext: Mapping[str, int]) -> OpShape:
         if load:
             L = max(L, -(-(u_r * u_c) // rd))
     return OpShape(
-        leaf.array, R if leaf.array == "2d" else 1, C, u_r, u_c, T, K, L, a, b,
-        leaf.out_kind, drain, scalesim, left, top,
+        leaf.array,
+        R if leaf.array == "2d" else 1,
+        C,
+        u_r,
+        u_c,
+        T,
+        K,
+        L,
+        a,
+        b,
+        leaf.out_kind,
+        drain,
+        scalesim,
+        left,
+        top,
     )
-
-
-def all_roles() -> tuple[Role, ...]:
-    return tuple(Role)

@@ -61,7 +61,11 @@ class SimReport:
     @property
     def utilization(self) -> dict[str, float]:
         return {
-            a: (self.pe_cycles.get(a, 0) / (self.pes[a] * self.cycles) if self.cycles and self.pes.get(a) else 0.0)
+            a: (
+                self.pe_cycles.get(a, 0) / (self.pes[a] * self.cycles)
+                if self.cycles and self.pes.get(a)
+                else 0.0
+            )
             for a in ("2d", "1d")
         }
 
@@ -99,7 +103,12 @@ class SimReport:
             "spill_fraction": self.spill_fraction,
             "buffer_bytes_needed": self.buffer_need,
             "steady_state": [
-                {"loop": p.loop, "period_cycles": p.end - p.start, "epochs": p.epochs, "repeats": p.repeats}
+                {
+                    "loop": p.loop,
+                    "period_cycles": p.end - p.start,
+                    "epochs": p.epochs,
+                    "repeats": p.repeats,
+                }
                 for p in self.periods
             ],
         }
@@ -117,7 +126,8 @@ class SimReport:
         lines = [
             f"{self.cascade} on {self.arch} ({self.mapping} mapping, {self.timing} timing, "
             f"{self.mode} mode)",
-            f"  cycles        {self.cycles:,}  ({self.seconds:.6g} s at {self.clock_hz / 1e6:g} MHz)",
+            f"  cycles        {self.cycles:,}  "
+            f"({self.seconds:.6g} s at {self.clock_hz / 1e6:g} MHz)",
             f"  utilization   2D {u['2d']:.4f}   1D {u['1d']:.4f}",
             f"  DRAM          {self.dram_read_bytes + self.dram_write_bytes:,} B "
             f"(read {self.dram_read_bytes:,}, write {self.dram_write_bytes:,})",
@@ -136,7 +146,8 @@ class SimReport:
         lines.append(f"  {'einsum':<{width}}  array  {'busy cycles':>14}  {'util':>7}  {'ops':>10}")
         for e in self.per_einsum:
             lines.append(
-                f"  {e.name:<{width}}  {e.array:<5}  {e.busy_cycles:>14,}  {e.utilization:>7.4f}  {e.ops:>10,}"
+                f"  {e.name:<{width}}  {e.array:<5}  {e.busy_cycles:>14,}  "
+                f"{e.utilization:>7.4f}  {e.ops:>10,}"
             )
         if self.energy_breakdown_pj:
             lines.append("")
@@ -151,7 +162,10 @@ class SimReport:
             )
         if self.functional is not None:
             f = self.functional
-            lines.append(f"  functional: max |sim - oracle| = {f['max_abs_error']:.3g} ({'ok' if f['ok'] else 'MISMATCH'})")
+            lines.append(
+                f"  functional: max |sim - oracle| = {f['max_abs_error']:.3g} "
+                f"({'ok' if f['ok'] else 'MISMATCH'})"
+            )
         return "\n".join(lines) + "\n"
 
 
@@ -228,7 +242,11 @@ def build_report(prog: Program, eng: Engine, mode: str) -> SimReport:
         per,
         int(c.get("dram.read_bytes", 0)),
         int(c.get("dram.write_bytes", 0)),
-        {k[5:]: int(v) for k, v in sorted(c.items()) if k.startswith("dram.") and k not in ("dram.read_bytes", "dram.write_bytes")},
+        {
+            k[5:]: int(v)
+            for k, v in sorted(c.items())
+            if k.startswith("dram.") and k not in ("dram.read_bytes", "dram.write_bytes")
+        },
         bread,
         bwrite,
         {
@@ -282,15 +300,24 @@ def plot_timeline(report: SimReport, path: str | Path, names: Sequence[str] = ()
         if ev.start >= end:
             continue
         y = rows.index(ev.array)
-        ax.barh(y, min(ev.end, end) - ev.start, left=ev.start, height=0.7, color=color[ev.name],
-                edgecolor="black", linewidth=0.2)
+        ax.barh(
+            y,
+            min(ev.end, end) - ev.start,
+            left=ev.start,
+            height=0.7,
+            color=color[ev.name],
+            edgecolor="black",
+            linewidth=0.2,
+        )
     for p in report.periods[-1:]:
         ax.axvspan(p.start, p.end, color="grey", alpha=0.15, label="one steady-state period")
     ax.set_yticks(range(3), ["2D array", "1D array", "DRAM"])
     ax.set_xlabel("cycle")
     ax.set_xlim(0, max(end, 1))
     ax.invert_yaxis()
-    handles = [plt.Rectangle((0, 0), 1, 1, color=color[n]) for n in names[:20]]
+    from matplotlib.patches import Rectangle
+
+    handles = [Rectangle((0, 0), 1, 1, color=color[n]) for n in names[:20]]
     ax.legend(handles, names[:20], loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
     u = report.utilization
     ax.set_title(

@@ -156,12 +156,16 @@ class Exact:
 
     def __init__(self, s: OpShape) -> None:
         self.s = s
-        ur, uc = (s.R, s.C) if s.scalesim else (s.u_r, s.u_c)
+        ur, uc = s.u_r, s.u_c
         self.fire = exact_fire(s, ur, uc)
-        first = self.fire[:, :, 0]
-        end = self.fire[:, :, -1] + s.K
+        first = self.fire[:, :, 0].astype(np.int64)
+        end = self.fire[:, :, -1].astype(np.int64) + s.K
         self.first, self.end = first, end
         self.compute_end = int(end.max())
+        if s.scalesim:
+            # SCALE-Sim pads a partial fold to the whole array: the wave still crosses the
+            # idle rows and columns before the fold ends
+            self.compute_end += s.a * (s.R - ur) + s.b * (s.C - uc)
         self.bottom: tuple[np.ndarray, np.ndarray] | None = None
         done = self.compute_end
         self.ready = np.full((1, uc), self.compute_end, dtype=np.int64)
@@ -169,12 +173,12 @@ class Exact:
             pass
         elif s.out == "down":
             # the last used row's sums, forwarded through the unused rows below it
-            exits = self.fire[ur - 1, :, :] + s.K + (s.R - ur)
+            exits = self.fire[ur - 1, :, :].astype(np.int64) + s.K + (s.R - ur)
             self.bottom = (exits[None, :, 0], exits[None, :, -1] + 1)
             self.ready = exits[None, :, -1] + 1
             done = int(self.ready.max())
         elif s.out == "right":
-            exits = self.fire[:, uc - 1, :] + s.K + (s.C - uc)
+            exits = self.fire[:, uc - 1, :].astype(np.int64) + s.K + (s.C - uc)
             done = int(exits.max()) + 1
             self.ready = np.full((1, uc), done, dtype=np.int64)
         elif s.drain > 0:
@@ -208,36 +212,83 @@ class Exact:
     def need_from_columns(self, ready: np.ndarray, link: int) -> int:
         return grid_maxdiff(ready + link, self.first[:1, :])
 
+    @functools.cached_property
+    def profile(self) -> np.ndarray:
+        return self.busy_profile()
+
     def busy_profile(self) -> np.ndarray:
         """Busy PEs per cycle from the op's start (a PE is busy K cycles per step)."""
-        cyc = (self.fire[..., None] + np.arange(self.s.K)).ravel()
-        if self.s.scalesim:
-            ur, uc = self.s.u_r, self.s.u_c
-            cyc = (self.fire[:ur, :uc, :, None] + np.arange(self.s.K)).ravel()
-        return np.bincount(cyc, minlength=self.done + 1)
+        s = self.s
+        first = self.fire[:, :, 0]
+        if np.array_equal(self.fire, first[:, :, None] + np.arange(s.T, dtype=np.int32) * s.K):
+            # every PE fires every K cycles: a histogram of first firings, repeated T times
+            hist = np.bincount(first.ravel(), minlength=self.done + 1)
+            comb = np.zeros((s.T - 1) * s.K + 1, dtype=np.int64)
+            comb[:: s.K] = 1
+            prof = np.convolve(hist, comb)[: self.done + 1] if s.T > 1 else hist
+        else:
+            prof = np.bincount(self.fire.ravel(order="K"), minlength=self.done + 1)
+        if self.s.K > 1:  # busy K cycles from each firing
+            prof = np.convolve(prof, np.ones(self.s.K, dtype=np.int64))[
+                : max(len(prof), self.done + 1)
+            ]
+        return prof
 
 
 def exact_fire(s: OpShape, ur: int, uc: int) -> np.ndarray:
-    """Firing cycle of every used PE at every step, by propagation from the edges."""
-    i = np.arange(ur)[:, None, None]
-    j = np.arange(uc)[None, :, None]
-    st = np.arange(s.T)[None, None, :]
+    """Firing cycle of every used PE at every step, by propagation from the edges.
+
+    Built step-major (``[s, i, j]``, int32) so that every scan runs over contiguous rows, and
+    returned as an ``[i, j, s]`` view.
+    """
+    st = (np.arange(s.T, dtype=np.int32) * s.K)[:, None, None]
+    i = np.arange(ur, dtype=np.int32)[None, :, None]
+    j = np.arange(uc, dtype=np.int32)[None, None, :]
     # the start token of the op's program enters at PE (0, 0) once the stationary operands are
     # loaded and ripples down (a) and right (b), one PE per cycle
-    token = s.L + np.cumsum(np.full(ur, s.a), dtype=np.int64)[:, None, None] - s.a
-    token = token + (np.cumsum(np.full(uc, s.b), dtype=np.int64)[None, :, None] - s.b)
-    fire = np.broadcast_to(token + st * s.K, (ur, uc, s.T)).astype(np.int64)
+    token = s.L + np.cumsum(np.full(ur, s.a, dtype=np.int32))[None, :, None] - s.a
+    token = token + (np.cumsum(np.full(uc, s.b, dtype=np.int32))[None, None, :] - s.b)
+    fire = np.empty((s.T, ur, uc), dtype=np.int32)
+    np.add(token, st, out=fire)
+    tmp = np.empty_like(fire)
     if s.left:  # injected at row i's port, then one column per cycle
-        fire = np.maximum(fire, (s.L + s.a * i + st * s.K) + j)
+        np.add((s.L + s.a * i) + j, st, out=tmp)
+        np.maximum(fire, tmp, out=fire)
     if s.top:
-        fire = np.maximum(fire, (s.L + s.b * j + st * s.K) + i)
+        np.add((s.L + s.b * j) + i, st, out=tmp)
+        np.maximum(fire, tmp, out=fire)
+    del tmp
     if s.out == "down" and ur > 1:  # the partial sum from the PE above, one cycle later
-        fire = np.maximum.accumulate(fire - i, axis=0) + i
+        fire -= i
+        _prefix_max(fire, 1)
+        fire += i
     if s.out == "right" and uc > 1:
-        fire = np.maximum.accumulate(fire - j, axis=1) + j
+        fire -= j
+        _prefix_max(fire, 2)
+        fire += j
     if s.T > 1:  # a PE runs its steps one after another
-        fire = np.maximum.accumulate(fire - st * s.K, axis=2) + st * s.K
-    return fire
+        fire -= st
+        _prefix_max(fire, 0)
+        fire += st
+    return np.moveaxis(fire, 0, 2)
+
+
+def _prefix_max(x: np.ndarray, axis: int) -> None:
+    """In-place running maximum along ``axis``: a doubling scan (log2(n) vectorized passes),
+    skipped when the values already never decrease (then it is the identity)."""
+    n = x.shape[axis]
+    lo = [slice(None)] * x.ndim
+    hi = [slice(None)] * x.ndim
+    lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+    if np.all(x[tuple(hi)] >= x[tuple(lo)]):
+        return
+    k = 1
+    while k < n:
+        a = [slice(None)] * x.ndim
+        b = [slice(None)] * x.ndim
+        a[axis], b[axis] = slice(k, None), slice(None, n - k)
+        np.maximum(x[tuple(a)], x[tuple(b)].copy(), out=x[tuple(a)])
+        k *= 2
 
 
 @functools.lru_cache(maxsize=4096)

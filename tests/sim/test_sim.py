@@ -218,10 +218,18 @@ def test_op_counts_match_the_cost_analysis(name):
 
 def test_text_report_and_plot(tmp_path, capsys):
     out = tmp_path / "t.png"
-    argv = ["simulate", str(EX / "attention_1pass.ein"), "--dims", "M=512,P=256", "--plot", str(out)]
+    argv = [
+        "simulate",
+        str(EX / "attention_1pass.ein"),
+        "--dims",
+        "M=512,P=256",
+        "--plot",
+        str(out),
+    ]
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "utilization" in text and "SLNV" in text
+    assert "utilization" in text
+    assert "SLNV" in text
     assert out.stat().st_size > 1000
 
 
@@ -279,7 +287,9 @@ def test_mapping_errors(tmp_path):
     with pytest.raises(EinError, match="rank M is spatial on two array dimensions"):
         simulate(c, a, m, dims)
     c3 = load(EX / "attention_3pass.ein")
-    m = load_mapping(_mapping(tmp_path, '[einsum.SN]\narray = "2d"\nrows = "M"\ncols = "P"\n'), c3, a)
+    m = load_mapping(
+        _mapping(tmp_path, '[einsum.SN]\narray = "2d"\nrows = "M"\ncols = "P"\n'), c3, a
+    )
     with pytest.raises(EinError, match="the 2d array of systolic has no 'add' op"):
         simulate(c3, a, m, {"M": 16, "P": 16})
     tiny = load_arch("systolic", [*small(8), "buffer.bytes=64"])
