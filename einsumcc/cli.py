@@ -170,8 +170,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     dims = parse_dims(args.dims)
     b = bind(cascade, dims)
     inputs = _inputs(args, cascade, dims)
-    target = "oracle"
-    outputs = evaluate(cascade, inputs, dims)
+    target = getattr(args, "target", "oracle")
+    if target == "triton":
+        from einsumcc_triton.command import parse_names, parse_tiles, run_triton
+
+        tiles, materialize = parse_tiles(args.tile), parse_names(args.materialize)
+        outputs = run_triton(cascade, inputs, dims, tiles, materialize)
+    else:
+        outputs = evaluate(cascade, inputs, dims)
     if args.save:
         save_npz(args.save, outputs)
     summary = summarize(outputs)
@@ -307,6 +313,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return run_simulation(args, cascade, parse_dims(args.dims))
 
 
+def cmd_compile(args: argparse.Namespace) -> int:
+    from einsumcc_triton.command import cmd_compile as compile_command
+
+    return compile_command(args, _load, parse_dims)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from einsumcc.demo import run_demo
 
@@ -348,7 +360,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inputs", metavar="IN.npz", help="input arrays by tensor name")
     p.add_argument("--save", metavar="OUT.npz", help="write every output to an .npz by name")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument(
+        "--target",
+        choices=["oracle", "triton"],
+        default="oracle",
+        help="oracle: the numpy reference (default); triton: the compiled kernels (in "
+        "Triton's interpreter when there is no GPU)",
+    )
+    from einsumcc_triton.command import add_schedule_options
+
+    add_schedule_options(p)
     p.set_defaults(handler=cmd_run)
+
+    from einsumcc_triton.command import add_parser as add_compile
+
+    add_compile(sub, _add_dims).set_defaults(handler=cmd_compile)
 
     p = sub.add_parser("show", help="print the canonical IR of a cascade (valid .ein)")
     p.add_argument("file", metavar="FILE")

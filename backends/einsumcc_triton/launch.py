@@ -34,12 +34,28 @@ def cache_dir() -> Path:
 
 
 def use_interpreter() -> bool:
-    """True when kernels must run in Triton's interpreter (no CUDA device, or asked to)."""
-    if os.environ.get("TRITON_INTERPRET", "") not in ("", "0"):
+    """True when kernels run in Triton's interpreter: asked for with ``TRITON_INTERPRET=1``,
+    or no CUDA device.  In the second case ``TRITON_INTERPRET=1`` is set here, which must
+    happen before triton is first imported: Triton decides at import time whether its own
+    library functions are interpreted."""
+    env = os.environ.get("TRITON_INTERPRET", "")
+    if env not in ("", "0"):
         return True
     import torch
 
-    return not torch.cuda.is_available()
+    if torch.cuda.is_available():
+        return False
+    if "triton" in sys.modules and env == "":
+        import triton.language as tl
+
+        if type(tl.standard.max).__name__ != "InterpretedFunction":
+            raise RuntimeError(
+                "there is no CUDA device, so einsumcc runs the kernels in Triton's interpreter, "
+                "but triton was imported before without TRITON_INTERPRET=1 and cannot switch "
+                "now: set TRITON_INTERPRET=1 before importing triton"
+            )
+    os.environ["TRITON_INTERPRET"] = "1"
+    return True
 
 
 def write_module(source: str, name: str, directory: Path | None = None) -> Path:
@@ -57,8 +73,11 @@ def write_module(source: str, name: str, directory: Path | None = None) -> Path:
 def import_module(path: Path, *, interpret: bool | None = None) -> ModuleType:
     """Import a generated module.  ``interpret`` decides interpreter mode (default: when
     there is no CUDA device); a module imported for AOT compilation passes False."""
+    mode = use_interpreter()
+    import triton.language  # noqa: F401 - imported in the process's mode before it is switched
+
     if interpret is None:
-        interpret = use_interpreter()
+        interpret = mode
     tag = "interp" if interpret else "jit"
     mod_name = f"einsumcc_generated_{path.stem}_{tag}"
     if mod_name in sys.modules:
@@ -72,9 +91,7 @@ def import_module(path: Path, *, interpret: bool | None = None) -> ModuleType:
         sys.modules[mod_name] = module
         spec.loader.exec_module(module)
     finally:
-        if interpret:
-            os.environ["TRITON_INTERPRET"] = "1"
-        elif old is None:
+        if old is None:
             os.environ.pop("TRITON_INTERPRET", None)
         else:
             os.environ["TRITON_INTERPRET"] = old
@@ -108,6 +125,9 @@ class Compiled:
         return getattr(self.module, self.launcher)
 
     def __call__(self, *tensors: Any) -> Any:
+        if use_interpreter():
+            with np.errstate(all="ignore"):  # the interpreter computes with numpy
+                return self.fn(*tensors)
         return self.fn(*tensors)
 
     @property

@@ -51,10 +51,12 @@ from einsumcc.schedule.schedule import (
 )
 
 WHOLE_LIMIT = 256  # the largest extent held whole in registers by default
-GRID_TILE = 64
+GRID_TILE = 128  # the first tiled grid rank (the rows of a tile contraction, e.g. queries)
+GRID_TILE_OTHER = 64  # further tiled grid ranks (the columns of a matmul)
 STREAM_TILE = 64
 MIN_TILE = 16
-REGISTER_BUDGET = 1 << 14  # values in the largest register tile, at default tiles
+REGISTER_BUDGET = 1 << 13  # values in the largest register tile, at default tiles
+WIDE_TILE = 1 << 13  # kernels whose largest tile has this many values run 8 warps, else 4
 TRITON_MAX_NUMEL = 1 << 20  # Triton's limit on the elements of one block
 
 
@@ -156,6 +158,7 @@ class _Group:
     phase: dict[str, int] = field(default_factory=dict)  # loop nodes: pass number
     after: dict[str, int] = field(default_factory=dict)  # program nodes: after loop j
     passes: int = 0
+    tiled: set[str] = field(default_factory=set)  # grid variables tiled (not one per index)
 
 
 class _Deriver:
@@ -313,9 +316,11 @@ class _Deriver:
             )
         g = _Group(list(nodes))
         g.loop = next(iter(loop)) if loop else None
-        # A small grid variable that is the only register axis of a contraction's operand
-        # stays whole, so that the contraction is a tl.dot (a matmul with small M and N).
+        # A small grid variable that is the only free axis of a contraction's operand is
+        # tiled instead of taking one program per index, so that the contraction is a tl.dot
+        # (the query rank of attention, the rows and columns of a matmul, at small extents).
         lanes = {v for v in space if v not in grid or self.large(v)}
+        tiled = {v for v in grid if self.large(v)}
         if g.loop is not None and self.scalar_loop(g.loop, space):
             lanes.discard(g.loop)
         for n in nodes:
@@ -340,9 +345,10 @@ class _Deriver:
                 ]
                 if options:
                     v = max(options, key=lambda v: self.known[self.rank(v)] or 0)
-                    grid.discard(v)
+                    tiled.add(v)
                     lanes.add(v)
-        g.grid = self.grid_order(grid, nodes)
+        g.grid = self.grid_order(grid, tiled)
+        g.tiled = tiled
         return g
 
     def scalar_loop(self, var: str, space: set[str]) -> bool:
@@ -362,12 +368,12 @@ class _Deriver:
                     return True
         return False
 
-    def grid_order(self, grid: set[str], nodes: list[Node]) -> list[str]:
+    def grid_order(self, grid: set[str], tiled: set[str]) -> list[str]:
         """Tiled grid variables first (fastest-varying), then batch-like ones, innermost first."""
         order = {r.var: i for i, r in enumerate(self.c.ranks)}
-        tiled = sorted((v for v in grid if self.large(v)), key=order.__getitem__)
-        batch = sorted((v for v in grid if not self.large(v)), key=order.__getitem__, reverse=True)
-        return tiled + batch
+        first = sorted((v for v in grid if v in tiled), key=order.__getitem__)
+        batch = sorted((v for v in grid if v not in tiled), key=order.__getitem__, reverse=True)
+        return first + batch
 
     def partition(self) -> list[_Group]:
         groups: list[_Group] = []
@@ -409,12 +415,16 @@ class _Deriver:
         space: list[str] = []
         for n in g.nodes:
             space.extend(v for v in n.space if v not in space)
+        first_tiled = next((v for v in g.grid if v in g.tiled), None)
         for v in space:
             rank = self.rank(v)
             ext = self.known[rank]
             if v in g.grid:
-                if self.large(v):
-                    g.roles[v] = (AxisRole.GRID, self.tiles.get(rank, GRID_TILE))
+                if v in g.tiled:
+                    default = GRID_TILE if v == first_tiled else GRID_TILE_OTHER
+                    if ext is not None:
+                        default = min(default, next_pow2(ext))
+                    g.roles[v] = (AxisRole.GRID, self.tiles.get(rank, default))
                 else:
                     g.roles[v] = (AxisRole.GRID, 1)
             elif v == g.loop:
@@ -510,7 +520,7 @@ class _Deriver:
                         if rank in self.outer_parts
                         else None,
                     )
-                if role is AxisRole.GRID and not self.large(var):
+                if role is AxisRole.GRID and not any(var in g.tiled for g in groups):
                     raise EinError.at(
                         self.span(rank),
                         f"--tile {rank}={value}: {rank} is a batch rank here, one program per "
@@ -803,6 +813,7 @@ class _Deriver:
             reads=(),
             writes=(),
             stream=stream,
+            num_warps=8 if self.footprint(g, g.roles) >= WIDE_TILE else 4,
         )
 
     def axes(self, g: _Group, evaluated: set[str]) -> tuple[Axis, ...]:
@@ -950,8 +961,7 @@ class _Deriver:
                 if n in writes and n not in lp.recomputed and n not in lp.accumulators
             )
             loops.append(replace(lp, stores=stores))
-        num_warps = 4
-        return replace(k, reads=sort(reads), writes=sort(writes), loops=tuple(loops), num_warps=num_warps)
+        return replace(k, reads=sort(reads), writes=sort(writes), loops=tuple(loops))
 
 
 def derive_schedule(

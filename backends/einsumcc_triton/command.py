@@ -1,0 +1,143 @@
+"""``einsumcc compile`` and ``einsumcc run --target triton``: the Triton backend's command line.
+
+Generating source needs neither torch nor triton; running the kernels does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from einsumcc.diagnostics import EinError
+from einsumcc.ir.cascade import Cascade
+
+
+def parse_tiles(values: Sequence[str] | None) -> dict[str, int]:
+    """``["P=128,M0=64"]`` -> ``{"P": 128, "M0": 64}``."""
+    tiles: dict[str, int] = {}
+    for value in values or ():
+        for item in value.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            name, sep, number = item.partition("=")
+            name = name.strip()
+            try:
+                n = int(number.strip())
+            except ValueError:
+                n = -1
+            if not sep or not name.isidentifier() or n <= 0:
+                raise EinError.plain(
+                    f"--tile: expected RANK=POWER_OF_TWO, got '{item}'",
+                    hint="for example --tile P=128,M0=64",
+                )
+            tiles[name] = n
+    return tiles
+
+
+def parse_names(values: Sequence[str] | None) -> tuple[str, ...]:
+    out: list[str] = []
+    for value in values or ():
+        out.extend(x.strip() for x in value.split(",") if x.strip())
+    return tuple(out)
+
+
+def add_schedule_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--tile",
+        action="append",
+        metavar="R=N,...",
+        help="tile sizes, overriding the schedule's (e.g. --tile P=128,M=64); repeatable",
+    )
+    p.add_argument(
+        "--materialize",
+        action="append",
+        metavar="T,...",
+        help="intermediates written to global memory between passes instead of being "
+        "recomputed (the kernel splits after the pass that computes them)",
+    )
+
+
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    add_dims: Callable[[argparse.ArgumentParser], None],
+) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "compile",
+        help="compile a cascade to fused Triton kernels (a self-contained Python module)",
+        description="Compile a cascade to Triton kernels.  Without -o and --emit, the module "
+        "is printed on stdout.",
+    )
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--target", choices=["triton"], default="triton", help="the backend")
+    p.add_argument("-o", "--output", metavar="OUT.py", help="write the generated module here")
+    p.add_argument(
+        "--emit",
+        choices=["ir", "schedule", "triton"],
+        help="print this stage on stdout: the canonical IR, the schedule (with traffic when "
+        "--dims bind every rank) or the Triton module",
+    )
+    add_dims(p)
+    add_schedule_options(p)
+    return p
+
+
+def cmd_compile(args: argparse.Namespace, load: Callable[[str], Cascade], parse_dims: Callable[[Sequence[str] | None], dict[str, int]]) -> int:
+    from einsumcc.ir.dump import render_cascade
+    from einsumcc.schedule import derive_schedule, render_schedule, traffic_for
+
+    cascade = load(args.file)
+    dims = parse_dims(args.dims)
+    tiles = parse_tiles(args.tile)
+    materialize = parse_names(args.materialize)
+    schedule = derive_schedule(cascade, dims, tiles=tiles, materialize=materialize)
+    source = None
+    if args.output or args.emit in (None, "triton"):
+        from einsumcc_triton.module import generate
+
+        source, lowered = generate(cascade, schedule, dims)
+    if args.output:
+        assert source is not None
+        try:
+            Path(args.output).write_text(source, encoding="utf-8")
+        except OSError as exc:
+            raise EinError.plain(f"cannot write {args.output}: {exc}") from None
+        n = len(schedule.kernels)
+        print(
+            f"wrote {args.output}: {lowered.launcher}(), {n} kernel{'s' if n != 1 else ''}",
+            file=sys.stderr if args.emit else sys.stdout,
+        )
+    if args.emit == "ir":
+        sys.stdout.write(render_cascade(cascade))
+    elif args.emit == "schedule":
+        sys.stdout.write(render_schedule(schedule, traffic_for(schedule, dims)))
+    elif args.emit == "triton" or not args.output:
+        assert source is not None
+        sys.stdout.write(source)
+    return 0
+
+
+def run_triton(
+    cascade: Cascade,
+    inputs: Mapping[str, np.ndarray],
+    dims: Mapping[str, int],
+    tiles: Mapping[str, int],
+    materialize: Sequence[str],
+) -> dict[str, np.ndarray]:
+    """Compile with the command line's ``--dims`` and run on ``inputs`` (the interpreter
+    when there is no GPU)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("triton") is None:
+        raise EinError.plain(
+            "--target triton needs torch and triton, which are not installed",
+            hint="pip install 'einsumcc[triton]', or run with --target oracle",
+        )
+    import einsumcc_triton
+
+    compiled = einsumcc_triton.compile(cascade, dims, tiles=tiles, materialize=materialize)
+    return compiled.run_numpy(inputs)
