@@ -6,7 +6,7 @@ numpy<2.4, which 3.0.0 needs) and einsumcc's simulator in ``--exact`` and fast m
 1), and reports simulated cycles per second and their ratios.  Then it times the fast mode on
 QKᵀ at M = P = 1M, E = 64 on a 256x256 array.
 
-    python benchmarks/sim_vs_scalesim.py [--m 1024] [--big 4096] [--array 128] [--dataflow ws]
+    python benchmarks/sim_vs_scalesim.py [--m 1024] [--big 8192] [--array 128] [--dataflow ws]
 
 SCALE-Sim is installed into ``$SCALESIM_VENV`` (default: a folder in the temp directory); if
 that fails (no network), its part is skipped with a message and only our figures are printed.
@@ -28,6 +28,7 @@ from einsumcc import load
 from einsumcc_sim.arch import load_arch
 from einsumcc_sim.mapping import default_mapping
 from einsumcc_sim.report import simulate
+from einsumcc_sim.template import affine, exact
 
 ROOT = Path(__file__).resolve().parent.parent
 MATMUL = ROOT / "examples" / "matmul.ein"
@@ -136,6 +137,8 @@ def run_scalesim(
 def ours(
     m: int, n: int, k: int, rows: int, cols: int, df: str, exact: bool, timing: str
 ) -> tuple[int, float]:
+    affine.cache_clear()  # every timed run builds its op templates from scratch
+    exact.cache_clear()
     c = load(MATMUL)
     a = load_arch(
         "systolic", [f"array2d.rows={rows}", f"array2d.cols={cols}", f"array2d.dataflow={df}"]
@@ -148,7 +151,7 @@ def ours(
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--m", type=int, default=1024, help="M = N of the QKᵀ GEMM (E = 64)")
-    ap.add_argument("--big", type=int, default=4096, help="a larger M = N for the fast mode")
+    ap.add_argument("--big", type=int, default=8192, help="a larger M = N for the fast mode")
     ap.add_argument("--array", type=int, default=128)
     ap.add_argument("--dataflow", default="ws", choices=("os", "ws", "is"))
     ap.add_argument("--json", action="store_true")
@@ -171,7 +174,9 @@ def main() -> int:
             "fast_cycles_per_s": fa_cycles / fa_wall,
         }
         if m == args.m:
-            ex_cycles, ex_wall = ours(m, m, k, r, r, df, True, "scalesim")
+            ex_cycles, ex_wall = min(
+                (ours(m, m, k, r, r, df, True, "scalesim") for _ in range(3)), key=lambda x: x[1]
+            )
             assert ex_cycles == fa_cycles
             res |= {"exact_wall_s": ex_wall, "exact_cycles_per_s": ex_cycles / ex_wall}
         if venv is not None:
