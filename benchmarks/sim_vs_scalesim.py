@@ -28,7 +28,7 @@ from einsumcc import load
 from einsumcc_sim.arch import load_arch
 from einsumcc_sim.mapping import default_mapping
 from einsumcc_sim.report import simulate
-from einsumcc_sim.template import affine, exact
+from einsumcc_sim.template import affine
 
 ROOT = Path(__file__).resolve().parent.parent
 MATMUL = ROOT / "examples" / "matmul.ein"
