@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from einsumcc.ir.cascade import Cascade
-from einsumcc.schedule import Schedule, derive_schedule, render_schedule, traffic_for
+from einsumcc.schedule import Schedule, derive_schedule
 from einsumcc_triton.launch import Compiled, write_module
 from einsumcc_triton.module import generate
 
@@ -36,7 +36,7 @@ def compile_schedule(
     return c, derive_schedule(c, dims, tiles=tiles, materialize=materialize)
 
 
-def compile(  # noqa: A001 - the public name the issue asks for
+def compile(
     cascade: Cascade | str | Path,
     dims: Mapping[str, int] | None = None,
     *,
@@ -56,7 +56,3 @@ def compile(  # noqa: A001 - the public name the issue asks for
     source, lowered = generate(c, s, dims)
     path = write_module(source, lowered.launcher, directory)
     return Compiled(c, s, source, path, lowered.launcher, lowered.kernels)
-
-
-def _unused() -> tuple[object, ...]:
-    return (render_schedule, traffic_for)

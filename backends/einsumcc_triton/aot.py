@@ -41,7 +41,9 @@ class KernelStats:
         return self.spill_stores + self.spill_loads
 
 
-def _signature(info: KernelInfo, compiled: Compiled) -> tuple[dict[str, str], dict[str, Any], dict[Any, Any]]:
+def _signature(
+    info: KernelInfo, compiled: Compiled
+) -> tuple[dict[str, str], dict[str, Any], dict[Any, Any]]:
     sig: dict[str, str] = {}
     constexprs: dict[str, Any] = {}
     attrs: dict[Any, Any] = {}
@@ -80,7 +82,14 @@ def _ptxas_stats(ptx: str, arch: int) -> tuple[int, int, int]:
         src = Path(d) / "k.ptx"
         src.write_text(ptx)
         out = subprocess.run(
-            [ptxas, "-v", f"--gpu-name={sm_arch_from_capability(arch)}", str(src), "-o", str(Path(d) / "k.o")],
+            [
+                ptxas,
+                "-v",
+                f"--gpu-name={sm_arch_from_capability(arch)}",
+                str(src),
+                "-o",
+                str(Path(d) / "k.o"),
+            ],
             capture_output=True,
             text=True,
             check=True,

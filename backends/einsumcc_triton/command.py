@@ -86,7 +86,11 @@ def add_parser(
     return p
 
 
-def cmd_compile(args: argparse.Namespace, load: Callable[[str], Cascade], parse_dims: Callable[[Sequence[str] | None], dict[str, int]]) -> int:
+def cmd_compile(
+    args: argparse.Namespace,
+    load: Callable[[str], Cascade],
+    parse_dims: Callable[[Sequence[str] | None], dict[str, int]],
+) -> int:
     from einsumcc.ir.dump import render_cascade
     from einsumcc.schedule import derive_schedule, render_schedule, traffic_for
 

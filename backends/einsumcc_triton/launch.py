@@ -86,7 +86,8 @@ def import_module(path: Path, *, interpret: bool | None = None) -> ModuleType:
     os.environ["TRITON_INTERPRET"] = "1" if interpret else "0"
     try:
         spec = importlib.util.spec_from_file_location(mod_name, path)
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[mod_name] = module
         spec.loader.exec_module(module)

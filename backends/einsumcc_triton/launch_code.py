@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import sympy
 
 from einsumcc.diagnostics import EinError
-from einsumcc.ir.nodes import Binary, Call, Const, Expr, ExtentRef, Neg, ParamRef, Role
+from einsumcc.ir.nodes import Binary, Call, Const, Expr, ExtentRef, Neg, ParamRef
 from einsumcc_triton import kernel_ast as ka
 
 if TYPE_CHECKING:
@@ -22,8 +22,20 @@ if TYPE_CHECKING:
 
 # keyword arguments of a Triton launch: never used as kernel parameter names
 LAUNCH_KEYWORDS = frozenset(
-    {"grid", "warmup", "num_warps", "num_stages", "num_ctas", "maxnreg", "enable_fp_fusion",
-     "launch_cooperative_grid", "launch_pdl", "stream", "device", "debug"}
+    {
+        "grid",
+        "warmup",
+        "num_warps",
+        "num_stages",
+        "num_ctas",
+        "maxnreg",
+        "enable_fp_fusion",
+        "launch_cooperative_grid",
+        "launch_pdl",
+        "stream",
+        "device",
+        "debug",
+    }
 )
 
 
@@ -58,6 +70,10 @@ def _str(x: ka.Expr) -> ka.Expr:
     return ka.call("str", x)
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 class _Launcher:
     def __init__(self, low: Lowering, infos: tuple[KernelInfo, ...], name: str) -> None:
         self.low = low
@@ -88,10 +104,17 @@ class _Launcher:
         for t in inputs:
             x = _n(self.args[t.name])
             dims = ", ".join(str(d) for d in t.dims)
+            ndim = _plural(len(t.dims), "dimension")
             self.emit(
                 ka.If(
                     ka.UnaryOp("not", ka.call("isinstance", x, ka.attr("torch", "Tensor"))),
-                    (self.fail("TypeError", _s(f"{t.name} must be a torch.Tensor, got "), _str(ka.call("type", x))),),
+                    (
+                        self.fail(
+                            "TypeError",
+                            _s(f"{t.name} must be a torch.Tensor, got "),
+                            _str(ka.call("type", x)),
+                        ),
+                    ),
                 )
             )
             self.emit(
@@ -100,20 +123,21 @@ class _Launcher:
                     (
                         self.fail(
                             "ValueError",
-                            _s(f"{t.name}[{dims}] has {len(t.dims)} dimension{'s' if len(t.dims) != 1 else ''}, got shape "),
+                            _s(f"{t.name}[{dims}] has {ndim}, got shape "),
                             _str(ka.call("tuple", ka.Attribute(x, "shape"))),
                         ),
                     ),
                 )
             )
             want = ka.attr("torch", TORCH_DTYPE[t.dtype.value])
+            torch_name = f"torch.{TORCH_DTYPE[t.dtype.value]}"
             self.emit(
                 ka.If(
                     ka.BinOp("!=", ka.Attribute(x, "dtype"), want),
                     (
                         self.fail(
                             "TypeError",
-                            _s(f"{t.name} is declared {t.dtype.value} (torch.{TORCH_DTYPE[t.dtype.value]}), got "),
+                            _s(f"{t.name} is declared {t.dtype.value} ({torch_name}), got "),
                             _str(ka.Attribute(x, "dtype")),
                         ),
                     ),
@@ -165,7 +189,8 @@ class _Launcher:
         outs = ", ".join(
             f"{t.name}[{', '.join(map(str, t.dims))}] : {t.dtype.value}" for t in self.c.outputs
         )
-        return f"{self.name}({ins}) -> {outs}\nRuns {len(self.infos)} kernel launch{'es' if len(self.infos) != 1 else ''}."
+        n = len(self.infos)
+        return f"{self.name}({ins}) -> {outs}\nRuns {n} kernel launch{'es' if n != 1 else ''}."
 
     # ------------------------------------------------------------ extents
     def extents(self) -> None:
@@ -235,9 +260,7 @@ class _Launcher:
                 if d.iterative:
                     want = ka.BinOp("+", want, ka.Const(1))
                 shape = ka.Subscript(ka.Attribute(x, "shape"), (ka.Const(i),))
-                where = (
-                    f" (from {source[d.rank][0]})" if d.rank in source else ""
-                )
+                where = f" (from {source[d.rank][0]})" if d.rank in source else ""
                 self.emit(
                     ka.If(
                         ka.BinOp("!=", shape, want),
@@ -266,7 +289,10 @@ class _Launcher:
                         (
                             self.fail(
                                 "ValueError",
-                                _s(f"split {sp.parent} -> {', '.join(sp.children)} does not hold: {sp.parent} = "),
+                                _s(
+                                    f"split {sp.parent} -> {', '.join(sp.children)} does not "
+                                    f"hold: {sp.parent} = "
+                                ),
                                 _str(resolved[sp.parent]),
                                 _s(f" is not {' * '.join(sp.children)} = "),
                                 _str(prod_code),
@@ -398,7 +424,11 @@ class _Launcher:
             if e.fn == "rsqrt":
                 return ka.BinOp("**", args[0], ka.Const(-0.5))
             if e.fn == "safe_div":
-                return ka.IfExp(ka.BinOp("!=", args[1], ka.Const(0.0)), ka.BinOp("/", args[0], args[1]), ka.Const(0.0))
+                return ka.IfExp(
+                    ka.BinOp("!=", args[1], ka.Const(0.0)),
+                    ka.BinOp("/", args[0], args[1]),
+                    ka.Const(0.0),
+                )
             t = ka.call("torch.tensor", args[0], dtype=ka.attr("torch", "float64"))
             fn = {"exp": "exp", "log": "log", "tanh": "tanh", "sigmoid": "sigmoid"}[e.fn]
             return ka.call(ka.Attribute(ka.call(ka.Attribute(t, fn)), "item"))
@@ -420,7 +450,9 @@ class _Launcher:
                     value: ka.Expr = _n(self.tensors[p.tensor])
                 elif p.kind == "stride":
                     assert p.tensor is not None
-                    value = ka.call(ka.Attribute(_n(self.tensors[p.tensor]), "stride"), ka.Const(p.dim))
+                    value = ka.call(
+                        ka.Attribute(_n(self.tensors[p.tensor]), "stride"), ka.Const(p.dim)
+                    )
                 elif p.kind == "extent":
                     assert p.rank is not None
                     value = self.extent[p.rank]
@@ -441,7 +473,3 @@ class _Launcher:
 
 def build_launcher(low: Lowering, infos: tuple[KernelInfo, ...], name: str) -> ka.FunctionDef:
     return _Launcher(low, infos, name).build()
-
-
-def _unused(r: Role) -> None:  # keep the import used for type checkers
-    del r

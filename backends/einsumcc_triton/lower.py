@@ -46,7 +46,7 @@ from einsumcc.ir.nodes import (
 from einsumcc.schedule.contraction import contraction
 from einsumcc.schedule.nodes import Node, NodeKind, Program, ReadKind
 from einsumcc.schedule.schedule import AxisRole, Kernel, Loop, Schedule
-from einsumcc.schedule.tiles import as_le_zero, segments
+from einsumcc.schedule.tiles import segments
 from einsumcc_triton import kernel_ast as ka
 
 TL_DTYPE = {
@@ -58,7 +58,15 @@ TL_DTYPE = {
     "i64": "int64",
     "bool": "int1",
 }
-SIG_DTYPE = {"f16": "fp16", "bf16": "bf16", "f32": "fp32", "f64": "fp64", "i32": "i32", "i64": "i64", "bool": "i1"}
+SIG_DTYPE = {
+    "f16": "fp16",
+    "bf16": "bf16",
+    "f32": "fp32",
+    "f64": "fp64",
+    "i32": "i32",
+    "i64": "i64",
+    "bool": "i1",
+}
 TORCH_DTYPE = {
     "f16": "float16",
     "bf16": "bfloat16",
@@ -71,7 +79,15 @@ TORCH_DTYPE = {
 IDENTITY = {"sum": 0.0, "max": -math.inf, "min": math.inf, "prod": 1.0}
 
 # helper @triton.jit functions a module may need, by name
-HELPERS = ("_ein_floordiv", "_ein_safe_div", "_ein_expm1", "_ein_tanh", "_ein_mul", "_ein_nanmax", "_ein_nanmin")
+HELPERS = (
+    "_ein_floordiv",
+    "_ein_safe_div",
+    "_ein_expm1",
+    "_ein_tanh",
+    "_ein_mul",
+    "_ein_nanmax",
+    "_ein_nanmin",
+)
 RESERVED = frozenset({"torch", "triton", "tl", *HELPERS})
 
 
@@ -104,7 +120,7 @@ class Lowered:
     launcher: str
 
 
-class Unsupported(Exception):
+class UnsupportedError(Exception):
     """A construct the lowering cannot express (reported with the node's position)."""
 
     def __init__(self, node: Node | None, message: str) -> None:
@@ -234,14 +250,16 @@ def _helper_defs() -> list[ka.FunctionDef]:
     jit = (ka.attr("triton", "jit"),)
     n, d, a, b, x = _n("n"), _n("d"), _n("a"), _n("b"), _n("x")
     q = _n("q")
-    out = [
+    return [
         ka.FunctionDef(
             "_ein_floordiv",
             (ka.Param("n"), ka.Param("d")),
             (
                 ka.Comment("floor(n / d) for d > 0, whichever way // rounds negative numbers"),
                 ka.Assign(q, _bin("//", n, d)),
-                ka.Return(_call("tl.where", _bin(">", _bin("*", q, d), n), _bin("-", q, ka.Const(1)), q)),
+                ka.Return(
+                    _call("tl.where", _bin(">", _bin("*", q, d), n), _bin("-", q, ka.Const(1)), q)
+                ),
             ),
             jit,
         ),
@@ -288,8 +306,12 @@ def _helper_defs() -> list[ka.FunctionDef]:
             (
                 ka.Comment("tanh(x) = -expm1(-2|x|) / (2 + expm1(-2|x|)), with the sign of x"),
                 ka.Assign(_n("e"), _call("_ein_expm1", _bin("*", _f(-2.0), _call("tl.abs", x)))),
-                ka.Assign(_n("t"), _bin("/", ka.UnaryOp("-", _n("e")), _bin("+", _f(2.0), _n("e")))),
-                ka.Return(_call("tl.where", _bin("<", x, _f(0.0)), ka.UnaryOp("-", _n("t")), _n("t"))),
+                ka.Assign(
+                    _n("t"), _bin("/", ka.UnaryOp("-", _n("e")), _bin("+", _f(2.0), _n("e")))
+                ),
+                ka.Return(
+                    _call("tl.where", _bin("<", x, _f(0.0)), ka.UnaryOp("-", _n("t")), _n("t"))
+                ),
             ),
             jit,
         ),
@@ -307,9 +329,15 @@ def _helper_defs() -> list[ka.FunctionDef]:
                 ka.Assign(_n("m"), _call("tl.max", x, _n("axis"))),
                 ka.Assign(
                     _n("bad"),
-                    _call("tl.max", _call("tl.where", _bin("!=", x, x), ka.Const(1), ka.Const(0)), _n("axis")),
+                    _call(
+                        "tl.max",
+                        _call("tl.where", _bin("!=", x, x), ka.Const(1), ka.Const(0)),
+                        _n("axis"),
+                    ),
                 ),
-                ka.Return(_call("tl.where", _bin(">", _n("bad"), ka.Const(0)), _f(math.nan), _n("m"))),
+                ka.Return(
+                    _call("tl.where", _bin(">", _n("bad"), ka.Const(0)), _f(math.nan), _n("m"))
+                ),
             ),
             jit,
         ),
@@ -321,14 +349,19 @@ def _helper_defs() -> list[ka.FunctionDef]:
                 ka.Assign(_n("m"), _call("tl.min", x, _n("axis"))),
                 ka.Assign(
                     _n("bad"),
-                    _call("tl.max", _call("tl.where", _bin("!=", x, x), ka.Const(1), ka.Const(0)), _n("axis")),
+                    _call(
+                        "tl.max",
+                        _call("tl.where", _bin("!=", x, x), ka.Const(1), ka.Const(0)),
+                        _n("axis"),
+                    ),
                 ),
-                ka.Return(_call("tl.where", _bin(">", _n("bad"), ka.Const(0)), _f(math.nan), _n("m"))),
+                ka.Return(
+                    _call("tl.where", _bin(">", _n("bad"), ka.Const(0)), _f(math.nan), _n("m"))
+                ),
             ),
             jit,
         ),
     ]
-    return out
 
 
 class _KernelEmitter:
@@ -381,13 +414,17 @@ class _KernelEmitter:
         """A rank's extent in kernel code: a constexpr, or an int argument."""
         n = self.low.known(rank)
         if n is not None:
-            return self.param(("extent", rank), rank, KernelParam("", "constexpr", rank=rank, value=n))
+            return self.param(
+                ("extent", rank), rank, KernelParam("", "constexpr", rank=rank, value=n)
+            )
         return self.param(("extent", rank), rank, KernelParam("", "extent", rank=rank))
 
     def blocksize(self, var: str) -> ka.Expr:
         a = self.k.axis(var)
         return self.param(
-            ("block", var), f"BLOCK_{a.rank}", KernelParam("", "constexpr", rank=a.rank, value=a.block)
+            ("block", var),
+            f"BLOCK_{a.rank}",
+            KernelParam("", "constexpr", rank=a.rank, value=a.block),
         )
 
     def tensor_ptr(self, name: str) -> ka.Name:
@@ -405,8 +442,8 @@ class _KernelEmitter:
             KernelParam("", "stride", tensor=name, dim=dim, rank=rank),
         )
 
-    def error(self, node: Node | None, message: str) -> Unsupported:
-        return Unsupported(node, message)
+    def error(self, node: Node | None, message: str) -> UnsupportedError:
+        return UnsupportedError(node, message)
 
     # ------------------------------------------------------------ the kernel
     def build(self) -> tuple[ka.FunctionDef, KernelInfo]:
@@ -437,15 +474,18 @@ class _KernelEmitter:
         return tuple(sorted(items, key=lambda p: rank[p.kind]))
 
     def describe(self) -> str:
-        lines = [f"kernel {self.k.name}: one program per " + (
-            " x ".join(
-                f"{self.k.axis(v).block}-tile of {self.k.axis(v).rank}"
-                if self.k.axis(v).lanes
-                else f"index of {self.k.axis(v).rank}"
-                for v in self.k.grid
+        lines = [
+            f"kernel {self.k.name}: one program per "
+            + (
+                " x ".join(
+                    f"{self.k.axis(v).block}-tile of {self.k.axis(v).rank}"
+                    if self.k.axis(v).lanes
+                    else f"index of {self.k.axis(v).rank}"
+                    for v in self.k.grid
+                )
+                or "launch (a single program)"
             )
-            or "launch (a single program)"
-        )]
+        ]
         for lp in self.k.loops:
             lines.append(
                 f"loop {lp.number} over {lp.var}: "
@@ -476,7 +516,8 @@ class _KernelEmitter:
             if a.lanes:
                 start = self.assign(f"{v}_start", _bin("*", idx, self.blocksize(v)))
                 self.lanes[v] = self.assign(
-                    f"offs_{v}", _bin("+", start, _call("tl.arange", ka.Const(0), self.blocksize(v)))
+                    f"offs_{v}",
+                    _bin("+", start, _call("tl.arange", ka.Const(0), self.blocksize(v))),
                 )
                 self.program_syms[f"lo.{v}"] = start
                 self.program_syms[f"hi.{v}"] = _bin(
@@ -509,7 +550,9 @@ class _KernelEmitter:
         if not v.axes or v.axes == axes:
             return v.code
         assert all(a in axes for a in v.axes), (v.axes, axes)
-        return ka.Subscript(v.code, tuple(ka.Slice() if a in v.axes else ka.Const(None) for a in axes))
+        return ka.Subscript(
+            v.code, tuple(ka.Slice() if a in v.axes else ka.Const(None) for a in axes)
+        )
 
     def union(self, *axes: tuple[str, ...]) -> tuple[str, ...]:
         present = {a for ax in axes for a in ax}
@@ -519,7 +562,11 @@ class _KernelEmitter:
         """``v`` in the compute dtype (fp32, or fp64 when the cascade has f64 tensors)."""
         if v.dtype in (self.low.compute, "lit"):
             return v
-        return Val(ka.Call(ka.Attribute(v.code, "to"), (_tl(TL_DTYPE[self.low.compute]),)), v.axes, self.low.compute)
+        return Val(
+            ka.Call(ka.Attribute(v.code, "to"), (_tl(TL_DTYPE[self.low.compute]),)),
+            v.axes,
+            self.low.compute,
+        )
 
     def binop(self, op: str, a: Val, b: Val) -> Val:
         a, b = self.compute(a), self.compute(b)
@@ -530,7 +577,9 @@ class _KernelEmitter:
     def where(self, cond: Val, a: Val, b: Val) -> Val:
         a, b = self.compute(a), self.compute(b)
         axes = self.union(cond.axes, a.axes, b.axes)
-        code = _call("tl.where", self.expand(cond, axes), self.expand(a, axes), self.expand(b, axes))
+        code = _call(
+            "tl.where", self.expand(cond, axes), self.expand(a, axes), self.expand(b, axes)
+        )
         return Val(code, axes, self.low.compute)
 
     def name_val(self, hint: str, v: Val) -> Val:
@@ -551,7 +600,12 @@ class _KernelEmitter:
         return Val(_call("tl.broadcast_to", code, self.shape(axes)), axes, v.dtype)
 
     def full(self, axes: tuple[str, ...], value: float, dtype: str) -> ka.Expr:
-        return _call("tl.full", self.shape(axes) if axes else ka.List(()), _f(value) if dtype != "i32" else ka.Const(int(value)), _tl(TL_DTYPE[dtype]))
+        return _call(
+            "tl.full",
+            self.shape(axes) if axes else ka.List(()),
+            _f(value) if dtype != "i32" else ka.Const(int(value)),
+            _tl(TL_DTYPE[dtype]),
+        )
 
     # ------------------------------------------------------------ indices
     def var_val(self, var: str) -> Val:
@@ -564,50 +618,72 @@ class _KernelEmitter:
     def extent_code(self, sym: sympy.Symbol) -> ka.Expr:
         return self.extent(str(sym))
 
-    def int_affine(self, expr: sympy.Expr, wide: bool = False) -> tuple[ka.Expr | None, Val | None]:
-        """An affine index as (scalar part, lane part).  ``wide``: the scalar part in int64."""
-        expr = sympy.expand(expr)
-        scalar: ka.Expr | None = None
-        lanes: Val | None = None
-        for term, coeff in expr.as_coefficients_dict().items():
+    def terms(self, expr: sympy.Expr) -> list[tuple[int, list[ka.Expr], str | None]]:
+        """An affine index as terms ``coeff * extents... * var`` (var None: a constant)."""
+        out: list[tuple[int, list[ka.Expr], str | None]] = []
+        for term, coeff in sympy.expand(expr).as_coefficients_dict().items():
+            if not coeff.is_Integer:
+                raise self.error(None, f"index {expr} has a fractional coefficient")
             factors = sympy.Mul.make_args(term)
             vars_ = [f for f in factors if is_var_symbol(f)]
-            extents = [f for f in factors if f.is_Symbol and not is_var_symbol(f)]
             if len(vars_) > 1 or any(not (f.is_Symbol or f == 1) for f in factors):
                 raise self.error(None, f"index {expr} is not affine")
-            c: ka.Expr | None = None if coeff == 1 else ka.Const(int(coeff))
-            for e in extents:
-                code = self.extent_code(e)
-                c = code if c is None else _bin("*", c, code)
-            if vars_:
-                v = self.var_val(str(vars_[0]))
+            extents = [self.extent_code(f) for f in factors if f.is_Symbol and not is_var_symbol(f)]
+            out.append((int(coeff), extents, str(vars_[0]) if vars_ else None))
+        return out
+
+    def render_terms(
+        self,
+        terms: list[tuple[int, list[ka.Expr], str | None]],
+        axes: tuple[str, ...],
+        wide: bool = False,
+    ) -> ka.Expr | None:
+        """The sum of ``terms`` as a block over ``axes`` (any order); ``wide``: scalar
+        variables are widened to int64 (per-program and per-iteration offsets)."""
+        out: ka.Expr | None = None
+        for coeff, extents, var in sorted(terms, key=lambda t: t[0] < 0):
+            parts: list[ka.Expr] = []
+            if var is not None:
+                v = self.var_val(var)
                 if v.axes:
-                    code = v.code if c is None else _bin("*", v.code, c)
-                    term_val = Val(code, v.axes, "i32")
-                    lanes = term_val if lanes is None else self.add_int(lanes, term_val)
-                    continue
-                base: ka.Expr = v.code
-                if wide and not isinstance(base, ka.Const):
-                    base = _call("tl.cast", base, _tl("int64"))
-                code = base if c is None else _bin("*", base, c)
+                    parts.append(self.expand_to(v, axes))
+                elif wide and not isinstance(v.code, ka.Const):
+                    parts.append(_call("tl.cast", v.code, _tl("int64")))
+                else:
+                    parts.append(v.code)
+            parts += extents
+            if abs(coeff) != 1 or not parts:
+                parts.insert(0, ka.Const(abs(coeff)))
+            code = parts[0]
+            for f in parts[1:]:
+                code = _bin("*", code, f)
+            if out is None:
+                out = code if coeff > 0 else ka.UnaryOp("-", code)
             else:
-                code = c if c is not None else ka.Const(int(coeff))
-                if term != 1 and c is not None and coeff != 1:
-                    pass
-            scalar = code if scalar is None else _bin("+", scalar, code)
+                out = _bin("+" if coeff > 0 else "-", out, code)
+        return out
+
+    def split_terms(
+        self, expr: sympy.Expr
+    ) -> tuple[
+        list[tuple[int, list[ka.Expr], str | None]], list[tuple[int, list[ka.Expr], str | None]]
+    ]:
+        """(terms that are the same for every lane, terms that vary along lane axes)."""
+        scalar: list[tuple[int, list[ka.Expr], str | None]] = []
+        lanes: list[tuple[int, list[ka.Expr], str | None]] = []
+        for t in self.terms(expr):
+            (lanes if t[2] is not None and t[2] in self.lanes else scalar).append(t)
         return scalar, lanes
 
-    def add_int(self, a: Val, b: Val) -> Val:
-        axes = self.union(a.axes, b.axes)
-        return Val(_bin("+", self.expand(a, axes), self.expand(b, axes)), axes, "i32")
+    def index_axes(self, expr: sympy.Expr) -> tuple[str, ...]:
+        return self.union(
+            tuple(str(s) for s in expr.free_symbols if is_var_symbol(s) and str(s) in self.lanes)
+        )
 
     def index_val(self, expr: sympy.Expr) -> Val:
-        scalar, lanes = self.int_affine(expr)
-        if lanes is None:
-            return Val(scalar if scalar is not None else ka.Const(0), (), "i32")
-        if scalar is None:
-            return lanes
-        return Val(_bin("+", lanes.code, scalar), lanes.axes, "i32")
+        axes = self.index_axes(expr)
+        code = self.render_terms(self.terms(expr), axes)
+        return Val(code if code is not None else ka.Const(0), axes, "i32")
 
     def cond_val(self, c: Condition) -> Val:
         lhs = self.index_val(c.lhs)
@@ -665,18 +741,24 @@ class _KernelEmitter:
         return bool(ok_lo) and bool(ok_hi)
 
     # ------------------------------------------------------------ loads and stores
-    def pointer(self, tensor: str, indices: tuple[sympy.Expr, ...], axes: tuple[str, ...]) -> ka.Expr:
+    def pointer(
+        self, tensor: str, indices: tuple[sympy.Expr, ...], axes: tuple[str, ...]
+    ) -> ka.Expr:
+        """``tensor``'s base pointer plus the offsets of ``indices``, a block over ``axes``.
+        Per-program and per-iteration offsets are 64-bit, lane offsets 32-bit."""
         ptr: ka.Expr = self.tensor_ptr(tensor)
         scalar: ka.Expr | None = None
         lanes: ka.Expr | None = None
         for pos, ix in enumerate(indices):
-            s, lv = self.int_affine(ix, wide=True)
+            st, lt = self.split_terms(ix)
             stride = self.stride(tensor, pos)
-            if s is not None and not (isinstance(s, ka.Const) and s.value == 0):
-                term = _bin("*", s, stride)
+            s_code = self.render_terms(st, axes, wide=True)
+            if s_code is not None and not (isinstance(s_code, ka.Const) and s_code.value == 0):
+                term = _bin("*", s_code, stride)
                 scalar = term if scalar is None else _bin("+", scalar, term)
-            if lv is not None:
-                term = _bin("*", self.expand(lv, self.sub_order(lv.axes, axes)), stride)
+            l_code = self.render_terms(lt, axes)
+            if l_code is not None:
+                term = _bin("*", l_code, stride)
                 lanes = term if lanes is None else _bin("+", lanes, term)
         if scalar is not None:
             ptr = _bin("+", ptr, scalar)
@@ -684,19 +766,21 @@ class _KernelEmitter:
             ptr = _bin("+", ptr, lanes)
         return ptr
 
-    def sub_order(self, have: tuple[str, ...], want: tuple[str, ...]) -> tuple[str, ...]:
-        return want
-
     def expand_to(self, v: Val, axes: tuple[str, ...]) -> ka.Expr:
         """Like :meth:`expand`, but ``axes`` may be in a non-canonical order (a load's)."""
         if not v.axes or v.axes == axes:
             return v.code
         if tuple(a for a in axes if a in v.axes) != v.axes:
-            # a 1-D value is order-free; multi-axis values only come from canonical code
-            assert len(v.axes) == 1, (v.axes, axes)
-        return ka.Subscript(v.code, tuple(ka.Slice() if a in v.axes else ka.Const(None) for a in axes))
+            if len(v.axes) != 2 or len(axes) != 2:
+                raise self.error(None, f"cannot reorder axes {v.axes} to {axes}")
+            return _call("tl.trans", v.code)
+        return ka.Subscript(
+            v.code, tuple(ka.Slice() if a in v.axes else ka.Const(None) for a in axes)
+        )
 
-    def access_mask(self, tensor: str, indices: tuple[sympy.Expr, ...], axes: tuple[str, ...]) -> ka.Expr | None:
+    def access_mask(
+        self, tensor: str, indices: tuple[sympy.Expr, ...], axes: tuple[str, ...]
+    ) -> ka.Expr | None:
         parts: list[ka.Expr] = []
         for v in axes:
             lv = self.lane_valid(v)
@@ -707,11 +791,10 @@ class _KernelEmitter:
             rank, iterative = dims[pos]
             if self.in_range(ix, rank, iterative):
                 continue
-            val = self.index_val(ix)
+            code = self.render_terms(self.terms(ix), axes) or ka.Const(0)
             bound: ka.Expr = self.extent(rank)
             if iterative:
                 bound = _bin("+", bound, ka.Const(1))
-            code = self.expand_to(val, axes)
             parts.append(_bin("&", _bin(">=", code, ka.Const(0)), _bin("<", code, bound)))
         if not parts:
             return None
@@ -721,7 +804,12 @@ class _KernelEmitter:
         return out
 
     def load(self, acc: Access, axes: tuple[str, ...] | None = None) -> Val:
-        lane_vars = [str(s) for ix in acc.indices for s in ix.free_symbols if is_var_symbol(s) and str(s) in self.lanes]
+        lane_vars = [
+            str(s)
+            for ix in acc.indices
+            for s in ix.free_symbols
+            if is_var_symbol(s) and str(s) in self.lanes
+        ]
         if axes is None:
             axes = self.union(tuple(lane_vars))
         key = (acc.tensor, acc.indices, axes)
@@ -751,7 +839,12 @@ class _KernelEmitter:
 
     def store(self, tensor: str, indices: tuple[sympy.Expr, ...], value: Val) -> None:
         axes = self.union(
-            tuple(str(s) for ix in indices for s in ix.free_symbols if is_var_symbol(s) and str(s) in self.lanes)
+            tuple(
+                str(s)
+                for ix in indices
+                for s in ix.free_symbols
+                if is_var_symbol(s) and str(s) in self.lanes
+            )
         )
         ptr = self.pointer(tensor, indices, axes)
         mask = self.access_mask(tensor, indices, axes)
@@ -764,8 +857,8 @@ class _KernelEmitter:
                 cond = _bin("==", self.grid_index[v], ka.Const(0))
                 only = cond if only is None else _bin("&", only, cond)
         dtype = self.low.tensor_dtype(tensor)
-        v = self.compute(value)
-        code = self.expand(self.broadcast(v, axes) if v.axes != axes and axes else v, axes)
+        val = self.compute(value)
+        code = self.expand(self.broadcast(val, axes) if val.axes != axes and axes else val, axes)
         if dtype == "bool":
             code = _bin("!=", code, _f(0.0))
         elif dtype != self.low.compute:
@@ -791,8 +884,14 @@ class _KernelEmitter:
         if isinstance(e, VarRef):
             v = self.var_val(e.var)
             if not v.axes:
-                return Val(_call("tl.cast", v.code, _tl(TL_DTYPE[self.low.compute])), (), self.low.compute)
-            return Val(ka.Call(ka.Attribute(v.code, "to"), (_tl(TL_DTYPE[self.low.compute]),)), v.axes, self.low.compute)
+                return Val(
+                    _call("tl.cast", v.code, _tl(TL_DTYPE[self.low.compute])), (), self.low.compute
+                )
+            return Val(
+                ka.Call(ka.Attribute(v.code, "to"), (_tl(TL_DTYPE[self.low.compute]),)),
+                v.axes,
+                self.low.compute,
+            )
         if isinstance(e, Access):
             return self.read(e, reader)
         if isinstance(e, Neg):
@@ -811,7 +910,9 @@ class _KernelEmitter:
         if isinstance(e, ParamRef):
             name = self.param(("param", e.name), e.name, KernelParam("", "param", tensor=e.name))
         else:
-            name = self.param(("value", e.rank), f"{e.rank}_value", KernelParam("", "param", rank=e.rank))
+            name = self.param(
+                ("value", e.rank), f"{e.rank}_value", KernelParam("", "param", rank=e.rank)
+            )
         return Val(name, (), self.low.compute)
 
     def call(self, e: Call, reader: Node) -> Val:
@@ -834,9 +935,6 @@ class _KernelEmitter:
             code = _call("_ein_safe_div", codes[0], codes[1])
         else:
             raise self.error(reader, f"function {fn}() has no Triton lowering")
-        if all(a.dtype == "lit" for a in args):
-            # a literal argument: make it a tensor so that tl.* functions accept it
-            code = _call(f"tl.{fn}" if fn in ("exp", "log", "sqrt") else "tl.full", *codes) if False else code
         return Val(code, axes, self.low.compute)
 
     def read(self, acc: Access, reader: Node) -> Val:
@@ -881,7 +979,9 @@ class _KernelEmitter:
             return v
         return self.where(mask, v, self.fill_of(n))
 
-    def node_value(self, n: Node) -> tuple[Val | None, tuple[ka.Expr, ka.Expr, dict[str, ka.Expr]] | None]:
+    def node_value(
+        self, n: Node
+    ) -> tuple[Val | None, tuple[ka.Expr, ka.Expr, dict[str, ka.Expr]] | None]:
         """The node's value here: per-tile value, or the partial result an accumulator adds."""
         if n.kind is NodeKind.MAP:
             return self.apply_fill(n, self.expr(n.body, n)), None
@@ -903,15 +1003,23 @@ class _KernelEmitter:
         mask = self.conj(parts)
         axes = self.union(tuple(v for v in n.space if v in self.lanes))
         if mask is None:
-            ind = Val(self.full(axes, 1, "i32"), axes, "i32") if axes else Val(ka.Const(1), (), "i32")
+            ind = (
+                Val(self.full(axes, 1, "i32"), axes, "i32") if axes else Val(ka.Const(1), (), "i32")
+            )
         else:
-            code = _call("tl.where", self.expand(mask, axes), ka.Const(1), ka.Const(0)) if axes else _call("tl.where", mask.code, ka.Const(1), ka.Const(0))
+            code = (
+                _call("tl.where", self.expand(mask, axes), ka.Const(1), ka.Const(0))
+                if axes
+                else _call("tl.where", mask.code, ka.Const(1), ka.Const(0))
+            )
             if mask.axes != axes and axes:
                 code = _call("tl.broadcast_to", code, self.shape(axes))
             ind = Val(code, axes, "i32")
         for v in sorted(reduced_lanes, key=lambda a: -ind.axes.index(a)):
             i = ind.axes.index(v)
-            ind = Val(_call("tl.max", ind.code, ka.Const(i)), tuple(a for a in ind.axes if a != v), "i32")
+            ind = Val(
+                _call("tl.max", ind.code, ka.Const(i)), tuple(a for a in ind.axes if a != v), "i32"
+            )
         return self.name_val(n.key.replace(".", "_"), ind)
 
     def reduce(self, n: Node) -> tuple[Val, tuple[ka.Expr, ka.Expr, dict[str, ka.Expr]] | None]:
@@ -929,7 +1037,11 @@ class _KernelEmitter:
                 parts.append(lv)
         axes = self.union(body.axes, tuple(reduced_lanes))
         if body.axes != axes:
-            body = Val(_call("tl.broadcast_to", self.expand(body, axes), self.shape(axes)), axes, body.dtype)
+            body = Val(
+                _call("tl.broadcast_to", self.expand(body, axes), self.shape(axes)),
+                axes,
+                body.dtype,
+            )
         mask = self.conj(parts)
         if mask is not None:
             body = self.where(mask, body, Val(_f(IDENTITY[op]), (), "lit"))
@@ -969,11 +1081,15 @@ class _KernelEmitter:
         assert set(v.axes) == set(order), (v.axes, order)
         return Val(_call("tl.trans", v.code), order, v.dtype)
 
-    def dot(self, n: Node, con: object) -> tuple[Val, tuple[ka.Expr, ka.Expr, dict[str, ka.Expr]] | None]:
+    def dot(
+        self, n: Node, con: object
+    ) -> tuple[Val, tuple[ka.Expr, ka.Expr, dict[str, ka.Expr]] | None]:
         from einsumcc.schedule.contraction import Contraction
 
         assert isinstance(con, Contraction)
-        r, c = (con.i, con.j) if self.order.index(con.i) < self.order.index(con.j) else (con.j, con.i)
+        r, c = (
+            (con.i, con.j) if self.order.index(con.i) < self.order.index(con.j) else (con.j, con.i)
+        )
         k = con.k
         from einsumcc.ir.nodes import free_variables
 
@@ -1046,11 +1162,11 @@ class _KernelEmitter:
             n = self.prog.node(key)
             axes = self.union(tuple(v for v in n.variables if v in self.lanes))
             if n.kind is NodeKind.SURVIVE:
-                init = self.full(axes, 0, "i32")
+                zero = self.full(axes, 0, "i32")
             else:
-                init = self.full(axes, IDENTITY[n.op or "sum"], self.low.compute)
+                zero = self.full(axes, IDENTITY[n.op or "sum"], self.low.compute)
             self.state[key] = self.names.fresh(f"acc_{key}".replace(".", "_"))
-            self.emit(ka.Assign(_n(self.state[key]), init))
+            self.emit(ka.Assign(_n(self.state[key]), zero))
         for key in lp.carried:
             n = self.prog.node(key)
             axes = self.state_axes(n)
@@ -1064,19 +1180,33 @@ class _KernelEmitter:
             self.emit(ka.Assign(_n(self.state[key]), code))
             if key in self.k.writes and key not in lp.recomputed:
                 x = var_symbol(lp.var)
-                idx = tuple(ix.xreplace({x: -1}) if x in ix.free_symbols else ix for ix in n.output.indices)
+                idx = tuple(
+                    ix.xreplace({x: -1}) if x in ix.free_symbols else ix for ix in n.output.indices
+                )
                 self.seg = _Segment(None, True)
-                self.store(key, tuple(sympy.expand(i) for i in idx), Val(_n(self.state[key]), axes, self.low.compute))
+                self.store(
+                    key,
+                    tuple(sympy.expand(i) for i in idx),
+                    Val(_n(self.state[key]), axes, self.low.compute),
+                )
         segs = segments(self.k, lp, self.low.extents)
         var_name = self.names.fresh(lp.var if ax.role is AxisRole.ITERATE else f"{lp.var}_tile")
-        start, full_lo, full_hi, end = (self.sym(e) for e in (segs.start, segs.full_lo, segs.full_hi, segs.end))
+        start, full_lo, full_hi, end = (
+            self.sym(e) for e in (segs.start, segs.full_lo, segs.full_hi, segs.end)
+        )
         needs_partial = bool(lp.tiles.classified) or lp.tiles.boundary
         if not needs_partial:
-            self.emit(ka.For(var_name, start, end, self.body(lp, var_name, partial=True, full=True)))
+            self.emit(
+                ka.For(var_name, start, end, self.body(lp, var_name, partial=True, full=True))
+            )
         else:
             if lp.tiles.proof:
                 self.emit(ka.Comment(lp.tiles.proof))
-            lo = full_lo if isinstance(full_lo, ka.Const) else self.assign(f"{lp.var}_full_lo", full_lo)
+            lo = (
+                full_lo
+                if isinstance(full_lo, ka.Const)
+                else self.assign(f"{lp.var}_full_lo", full_lo)
+            )
             hi = self.assign(f"{lp.var}_full_hi", full_hi)
             if not _same(segs.start, segs.full_lo):
                 self.emit(ka.Comment("partial tiles (masked)"))
@@ -1092,7 +1222,9 @@ class _KernelEmitter:
         for key in lp.accumulators:
             n = self.prog.node(key)
             axes = self.union(tuple(v for v in n.variables if v in self.lanes))
-            v = Val(_n(self.state[key]), axes, "i32" if n.kind is NodeKind.SURVIVE else self.low.compute)
+            v = Val(
+                _n(self.state[key]), axes, "i32" if n.kind is NodeKind.SURVIVE else self.low.compute
+            )
             if n.top and n.kind is NodeKind.REDUCE:
                 v = self.name_val(key, self.apply_fill(n, v))
             self.env[key] = v
@@ -1117,14 +1249,25 @@ class _KernelEmitter:
                     continue
                 con = contraction(n, {v: self.k.axis(v).block for v in self.lanes})
                 if con is not None and acc in (con.a, con.b):
-                    lanes_a = {str(s) for ix in acc.indices for s in ix.free_symbols if str(s) in self.lanes}
-                    r, c = (con.i, con.j) if self.order.index(con.i) < self.order.index(con.j) else (con.j, con.i)
+                    lanes_a = {
+                        str(s)
+                        for ix in acc.indices
+                        for s in ix.free_symbols
+                        if str(s) in self.lanes
+                    }
+                    r, c = (
+                        (con.i, con.j)
+                        if self.order.index(con.i) < self.order.index(con.j)
+                        else (con.j, con.i)
+                    )
                     order = (r, con.k) if r in lanes_a else (con.k, c)
                     self.load(acc, order)
                 else:
                     self.load(acc)
 
-    def body(self, lp: Loop, var_name: str, partial: bool, full: bool = False) -> tuple[ka.Stmt, ...]:
+    def body(
+        self, lp: Loop, var_name: str, partial: bool, full: bool = False
+    ) -> tuple[ka.Stmt, ...]:
         self.stack.append([])
         self.seg = _Segment(lp, partial and not full)
         if full:
@@ -1135,11 +1278,17 @@ class _KernelEmitter:
         if ax.role is AxisRole.STREAM:
             offs = self.assign(
                 f"offs_{lp.var}",
-                _bin("+", _bin("*", _n(var_name), self.blocksize(lp.var)), _call("tl.arange", ka.Const(0), self.blocksize(lp.var))),
+                _bin(
+                    "+",
+                    _bin("*", _n(var_name), self.blocksize(lp.var)),
+                    _call("tl.arange", ka.Const(0), self.blocksize(lp.var)),
+                ),
             )
             self.lanes[lp.var] = offs
             if lp.tiles.boundary and self.seg.partial:
-                self.stream_valid = self.assign(f"{lp.var}_ok", _bin("<", offs, self.extent(ax.rank)))
+                self.stream_valid = self.assign(
+                    f"{lp.var}_ok", _bin("<", offs, self.extent(ax.rank))
+                )
         else:
             self.scalars[lp.var] = _n(var_name)
         nexts: dict[str, Val] = {}
@@ -1166,7 +1315,9 @@ class _KernelEmitter:
             self.scalars.pop(lp.var, None)
         return tuple(self.stack.pop())
 
-    def accumulate(self, n: Node, v: Val | None, dot: tuple[ka.Expr, ka.Expr, dict[str, ka.Expr]] | None) -> None:
+    def accumulate(
+        self, n: Node, v: Val | None, dot: tuple[ka.Expr, ka.Expr, dict[str, ka.Expr]] | None
+    ) -> None:
         name = _n(self.state[n.key])
         axes = self.union(tuple(x for x in n.variables if x in self.lanes))
         if dot is not None:
@@ -1344,7 +1495,7 @@ def lower_module(cascade: Cascade, schedule: Schedule) -> Lowered:
     position of the Einsum involved) for a construct the Triton backend cannot express."""
     try:
         return Lowering(cascade, schedule).lower()
-    except Unsupported as exc:
+    except UnsupportedError as exc:
         span = exc.node.span if exc.node is not None else None
         raise EinError.at(
             span,

@@ -36,9 +36,7 @@ def header(c: Cascade, s: Schedule, dims: Mapping[str, int] | None) -> str:
     return "\n".join(lines)
 
 
-def generate(
-    c: Cascade, s: Schedule, dims: Mapping[str, int] | None = None
-) -> tuple[str, Lowered]:
+def generate(c: Cascade, s: Schedule, dims: Mapping[str, int] | None = None) -> tuple[str, Lowered]:
     """The module's source text and what the launcher needs to know about its kernels."""
     lowered = lower_module(c, s)
     module = replace(lowered.module, header=header(c, s, dims))

@@ -77,8 +77,10 @@ def _prec(e: Expr) -> int:
         return _UNARY[e.op]
     if isinstance(e, IfExp):
         return 0
-    if isinstance(e, Const) and isinstance(e.value, float) and (
-        math.isinf(e.value) and e.value < 0
+    if (
+        isinstance(e, Const)
+        and isinstance(e.value, float)
+        and (math.isinf(e.value) and e.value < 0)
     ):
         return _UNARY["-"]
     if isinstance(e, Const) and isinstance(e.value, int | float) and e.value < 0:
@@ -123,7 +125,9 @@ def _expr(e: Expr) -> str:
     if isinstance(e, List):
         return "[" + ", ".join(render_expr(i) for i in e.items) + "]"
     if isinstance(e, IfExp):
-        return f"{render_expr(e.then, 1)} if {render_expr(e.cond, 1)} else {render_expr(e.orelse, 0)}"
+        return (
+            f"{render_expr(e.then, 1)} if {render_expr(e.cond, 1)} else {render_expr(e.orelse, 0)}"
+        )
     assert isinstance(e, Slice)
     return ":"
 
@@ -173,7 +177,9 @@ def _stmt(s: Stmt, depth: int) -> list[str]:
     out += [f"{ind}@{render_expr(d)}" for d in s.decorators]
     params = []
     for p in s.params:
-        params.append(p.name + (f": {render_expr(p.annotation)}" if p.annotation is not None else ""))
+        params.append(
+            p.name + (f": {render_expr(p.annotation)}" if p.annotation is not None else "")
+        )
     head = f"{ind}def {s.name}("
     one_line = head + ", ".join(params) + "):"
     if len(one_line) <= 100:

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from einsumcc.schedule.default import compile_extents, derive_schedule
 from einsumcc.schedule.report import render_schedule, traffic_for
-from einsumcc.schedule.schedule import Axis, AxisRole, Kernel, Loop, Placement, Schedule, TileClasses
+from einsumcc.schedule.schedule import (
+    Axis,
+    AxisRole,
+    Kernel,
+    Loop,
+    Placement,
+    Schedule,
+    TileClasses,
+)
 from einsumcc.schedule.traffic import TrafficReport, analyze_traffic
 
 __all__ = [

@@ -40,7 +40,7 @@ from einsumcc.diagnostics import EinError, Span
 from einsumcc.ir.cascade import Cascade
 from einsumcc.ir.nodes import Role, free_variables
 from einsumcc.schedule.contraction import contraction, product
-from einsumcc.schedule.nodes import Node, NodeKind, Program, ReadKind, prepare
+from einsumcc.schedule.nodes import Node, NodeKind, ReadKind, prepare
 from einsumcc.schedule.schedule import (
     Axis,
     AxisRole,
@@ -91,9 +91,7 @@ def compile_extents(c: Cascade, dims: Mapping[str, int] | None) -> dict[str, int
                 continue
             syms = {str(s) for s in r.extent.free_symbols}
             if all(known.get(s) is not None for s in syms):
-                value = sympy.nsimplify(
-                    r.extent.subs({c.rank(s).symbol: known[s] for s in syms})
-                )
+                value = sympy.nsimplify(r.extent.subs({c.rank(s).symbol: known[s] for s in syms}))
                 if not value.is_integer or value <= 0:
                     raise EinError.at(
                         r.span,
@@ -204,7 +202,8 @@ class _Deriver:
             if name not in ranks:
                 raise EinError.plain(
                     f"--tile names unknown rank '{name}'",
-                    hint=_suggest(name, ranks) or "ranks of " + self.c.name + ": " + ", ".join(ranks),
+                    hint=_suggest(name, ranks)
+                    or "ranks of " + self.c.name + ": " + ", ".join(ranks),
                 )
             if value < 1 or value & (value - 1):
                 raise EinError.at(
@@ -270,8 +269,7 @@ class _Deriver:
                 if self.prog.read_kind(acc, n) is ReadKind.GATHER:
                     return (
                         n,
-                        f"{n.statement} reads {acc.tensor} at another point than the one "
-                        "computed",
+                        f"{n.statement} reads {acc.tensor} at another point than the one computed",
                         None,
                     )
         reduced: set[str] = set()
@@ -287,9 +285,7 @@ class _Deriver:
         grid = {
             v
             for v in space
-            if v not in reduced
-            and v not in iterative
-            and all(v in n.variables for n in heavy)
+            if v not in reduced and v not in iterative and all(v in n.variables for n in heavy)
         }
         loop = {v for v in reduced if self.streamable(v, space)} | iterative
         rest = large - grid - loop
@@ -355,8 +351,10 @@ class _Deriver:
         """The loop over ``var`` takes one index per iteration: an iterative rank, or the
         outer part of a split whose inner part is the block."""
         iterative = any(n.recurrence == var for n in self.prog.nodes)
-        return iterative or (not self.large(var) and self.streamable(var, space)) or (
-            self.rank(var) in self.outer_parts and self.streamable_outer(var, space)
+        return (
+            iterative
+            or (not self.large(var) and self.streamable(var, space))
+            or (self.rank(var) in self.outer_parts and self.streamable_outer(var, space))
         )
 
     def streamable_outer(self, var: str, space: set[str]) -> bool:
@@ -392,8 +390,10 @@ class _Deriver:
             assert info is not None
             groups.append(info)
             node, reason, _ = trial
-            where = unit[0].statement if unit[0].top or unit[0].key == unit[0].statement else (
-                f"{unit[0].statement} (its part {unit[0].key})"
+            where = (
+                unit[0].statement
+                if unit[0].top or unit[0].key == unit[0].statement
+                else (f"{unit[0].statement} (its part {unit[0].key})")
             )
             self.notes.append(
                 f"kernel k{len(groups)} starts at {where}: in the previous kernel, {reason}"
@@ -663,10 +663,9 @@ class _Deriver:
         for g, ranges in plans:
             for a, b in ranges:
                 for n in g.nodes:
-                    if n.key in g.phase and a <= g.phase[n.key] <= b:
-                        kernel_of[n.key] = index
-                    elif n.key in g.after and (
-                        (g.after[n.key] == 0 and a == 1) or a <= g.after[n.key] <= b
+                    if (n.key in g.phase and a <= g.phase[n.key] <= b) or (
+                        n.key in g.after
+                        and ((g.after[n.key] == 0 and a == 1) or a <= g.after[n.key] <= b)
                     ):
                         kernel_of[n.key] = index
                 index += 1
@@ -710,9 +709,9 @@ class _Deriver:
         out: dict[str, int] = {}
         for g in groups:
             for v, (role, b) in g.roles.items():
-                if role in (AxisRole.GRID, AxisRole.STREAM) and b > 1:
-                    out.setdefault(self.rank(v), b)
-                elif role is AxisRole.WHOLE and b > 1:
+                if (role in (AxisRole.GRID, AxisRole.STREAM) and b > 1) or (
+                    role is AxisRole.WHOLE and b > 1
+                ):
                     out.setdefault(self.rank(v), b)
         order = [r.name for r in self.c.ranks]
         return tuple(sorted(out.items(), key=lambda kv: order.index(kv[0])))
@@ -759,8 +758,8 @@ class _Deriver:
                 for p, kind in self.read_sites(n, keys):
                     if p.key in members or p.key in recomputed or kind is ReadKind.INIT:
                         continue
-                    stream = self.in_loop(p, loop) and not self.accumulates(p, loop)
-                    if not stream or kind is ReadKind.FINAL:
+                    per_tile = self.in_loop(p, loop) and not self.accumulates(p, loop)
+                    if not per_tile or kind is ReadKind.FINAL:
                         continue
                     if p.key in self.materialize and kernel_of[p.key] != index:
                         continue
@@ -772,11 +771,12 @@ class _Deriver:
                             recomputed.add(q)
                             todo.append(q)
             nodes = tuple(sorted(members | recomputed, key=order.__getitem__))
-            accumulators = tuple(
-                n for n in nodes if self.accumulates(self.prog.node(n), loop)
-            )
+            accumulators = tuple(n for n in nodes if self.accumulates(self.prog.node(n), loop))
             carried = tuple(
-                n for n in nodes if self.prog.node(n).recurrence == loop and self.prog.node(n).top
+                n
+                for n in nodes
+                if self.prog.node(n).recurrence == loop
+                and self.prog.node(n).top
                 and self.prog.node(n).iterative_variable == loop
             )
             after = tuple(n.key for n in g.nodes if n.key in g.after and g.after[n.key] == k)
@@ -800,7 +800,8 @@ class _Deriver:
             # the outer part of a split whose inner part is a block: the parent is streamed
             for sp in self.c.splits:
                 if stream in sp.children[:-1] and any(
-                    self.c.rank(ch).var in g.roles for ch in sp.children[sp.children.index(stream) + 1 :]
+                    self.c.rank(ch).var in g.roles
+                    for ch in sp.children[sp.children.index(stream) + 1 :]
                 ):
                     stream = sp.parent
                     break
@@ -860,19 +861,23 @@ class _Deriver:
                     if p.key in evaluated[i]:
                         continue
                     readers.setdefault(p.key, set()).add(i)
-        for t in self.c.tensors:
-            if t.role is Role.INPUT:
-                out.append(Placement(t.name, "input", "global memory, read by the kernels"))
+        for tensor in self.c.tensors:
+            if tensor.role is Role.INPUT:
+                out.append(Placement(tensor.name, "input", "global memory, read by the kernels"))
                 continue
-            if t.name in views:
+            if tensor.name in views:
                 out.append(
-                    Placement(t.name, "view", f"no storage: reads become {self.render_access(views[t.name])}")
+                    Placement(
+                        tensor.name,
+                        "view",
+                        f"no storage: reads become {self.render_access(views[tensor.name])}",
+                    )
                 )
                 continue
-            p = self.prog.producer(t.name)
+            p = self.prog.producer(tensor.name)
             if p is None:
                 continue
-            out.append(self.place(p, kernels, kernel_of, readers, t.role is Role.OUTPUT))
+            out.append(self.place(p, kernels, kernel_of, readers, tensor.role is Role.OUTPUT))
         for key in self.prog.parts:
             p = self.prog.node(key)
             out.append(self.place(p, kernels, kernel_of, readers, False))
@@ -889,7 +894,9 @@ class _Deriver:
         i = kernel_of[p.key]
         k = kernels[i]
         later = sorted(j for j in readers.get(p.key, set()) if j != i)
-        loop = next((lp for lp in k.loops if p.key in lp.nodes and p.key not in lp.recomputed), None)
+        loop = next(
+            (lp for lp in k.loops if p.key in lp.nodes and p.key not in lp.recomputed), None
+        )
         recomputed_in = [
             f"{kk.name} loop {lp.number}"
             for kk in kernels
@@ -906,9 +913,11 @@ class _Deriver:
             local = f"registers, one tile per iteration of loop {loop.number} over {loop.var}"
         if recomputed_in:
             local += "; recomputed in " + ", ".join(recomputed_in)
-        where = "loop-carried" if loop is not None and (
-            p.key in loop.accumulators or p.key in loop.carried
-        ) else "registers"
+        where = (
+            "loop-carried"
+            if loop is not None and (p.key in loop.accumulators or p.key in loop.carried)
+            else "registers"
+        )
         if output:
             return Placement(p.key, "output", f"global memory, written by {k.name}; {local}")
         if later:

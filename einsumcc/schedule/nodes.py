@@ -185,7 +185,7 @@ def _substitute(e: Expr, views: Mapping[str, tuple[Access, Access]]) -> Expr:
     if isinstance(e, Access):
         if e.tensor in views:
             lhs, src = views[e.tensor]
-            subs = {ix: new for ix, new in zip(lhs.indices, e.indices, strict=True)}
+            subs = dict(zip(lhs.indices, e.indices, strict=True))
             idx = tuple(sympy.expand(ix.xreplace(subs)) for ix in src.indices)
             return Access(src.tensor, idx, e.span)
         return e

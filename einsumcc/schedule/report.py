@@ -96,9 +96,7 @@ def render_schedule(s: Schedule, traffic: TrafficReport | None = None) -> str:
     if s.materialize:
         lines.append("materialized: " + ", ".join(s.materialize))
     if s.passes:
-        lines.append(
-            "pass analysis: " + ", ".join(f"passes({r}) = {n}" for r, n in s.passes)
-        )
+        lines.append("pass analysis: " + ", ".join(f"passes({r}) = {n}" for r, n in s.passes))
     nk = len(s.kernels)
     launches = f"{nk} kernel launch{'es' if nk != 1 else ''}"
     streamed = [k.stream for k in s.kernels if k.stream is not None]
@@ -163,7 +161,9 @@ def render_traffic(s: Schedule, t: TrafficReport) -> list[str]:
             f"loop {n}: {a:,} of {b:,} iterations" + (" (empty tiles skipped)" if a < b else "")
             for n, a, b in kt.iterations
         )
-        lines.append(f"  kernel {kt.kernel}: {kt.programs:,} programs" + (f"; {its}" if its else ""))
+        lines.append(
+            f"  kernel {kt.kernel}: {kt.programs:,} programs" + (f"; {its}" if its else "")
+        )
         for tt in kt.tensors:
             parts = []
             if tt.read:
@@ -171,13 +171,14 @@ def render_traffic(s: Schedule, t: TrafficReport) -> list[str]:
             if tt.written:
                 parts.append(f"writes {_bytes(tt.written)}")
             reuse = f" - {tt.reuse}" if tt.reuse else ""
-            lines.append(f"    {tt.tensor:<8} {', '.join(parts)} (tensor: {_bytes(tt.size)}){reuse}")
+            lines.append(
+                f"    {tt.tensor:<8} {', '.join(parts)} (tensor: {_bytes(tt.size)}){reuse}"
+            )
         lines.append(f"    total: reads {_bytes(kt.read)}, writes {_bytes(kt.written)}")
     lines.append(f"  all kernels: reads {_bytes(t.read)}, writes {_bytes(t.written)}")
     if s.passes:
         lines.append(
-            "  next to the pass analysis: "
-            + ", ".join(f"passes({r}) = {n}" for r, n in s.passes)
+            "  next to the pass analysis: " + ", ".join(f"passes({r}) = {n}" for r, n in s.passes)
         )
     return lines
 

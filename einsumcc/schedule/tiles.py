@@ -101,7 +101,9 @@ def _known(expr: sympy.Expr, extents: Mapping[str, int | None]) -> sympy.Expr:
         for s in expr.free_symbols
         if str(s) in extents and extents[str(s)] is not None and s.is_positive
     }
-    return sympy.expand(expr.xreplace({k: sympy.Integer(v) for k, v in subs.items() if v is not None}))
+    return sympy.expand(
+        expr.xreplace({k: sympy.Integer(v) for k, v in subs.items() if v is not None})
+    )
 
 
 @dataclass(frozen=True)
@@ -204,9 +206,7 @@ class Segments:
     end: sympy.Expr
 
 
-def segments(
-    kernel: Kernel, loop: Loop, extents: Mapping[str, int | None]
-) -> Segments:
+def segments(kernel: Kernel, loop: Loop, extents: Mapping[str, int | None]) -> Segments:
     tiles = loop.tiles
     n = loop_count(kernel, loop, extents)
     lower_full: list[sympy.Expr] = []
@@ -285,9 +285,7 @@ def classify(
     lead, lead_why = prover.identity("leading")
     trail, trail_why = prover.identity("trailing")
     proof = f"leading empty tiles of {target}: {lead_why}; trailing: {trail_why}"
-    return replace(
-        tiles, filtered=f.key, skip_leading=lead, skip_trailing=trail, proof=proof
-    )
+    return replace(tiles, filtered=f.key, skip_leading=lead, skip_trailing=trail, proof=proof)
 
 
 # ---------------------------------------------------------------- the identity proof
@@ -430,7 +428,12 @@ class _Prover:
         keep = set(n.variables) - {self.loop.var}
         if y.key == self.filtered:
             return self.filtered_finite(y) and self.rows_nonempty(y, keep)
-        if y.kind is NodeKind.REDUCE and y.op == "max" and not y.mask and isinstance(y.body, Access):
+        if (
+            y.kind is NodeKind.REDUCE
+            and y.op == "max"
+            and not y.mask
+            and isinstance(y.body, Access)
+        ):
             src = self.prog.producer(y.body.tensor)
             return (
                 src is not None
@@ -469,8 +472,10 @@ class _Prover:
         for key in self.loop.carried:
             new = env[key]
             before = old[key]
-            same = (new.kind == "old" and new.tensor == key) if side == "trailing" else (
-                before.kind == "const" and _is(new, before.value)
+            same = (
+                (new.kind == "old" and new.tensor == key)
+                if side == "trailing"
+                else (before.kind == "const" and _is(new, before.value))
             )
             if not same:
                 return False, f"evaluated ({key} would change there)"
@@ -485,7 +490,9 @@ class _Prover:
             if n.guard or n.survive is not None:
                 return _const(fill) if fill is not None else TOP
             # a reduction whose own points are all removed contributes its identity
-            return _const({"sum": 0.0, "max": -math.inf, "min": math.inf, "prod": 1.0}[n.op or "sum"])
+            return _const(
+                {"sum": 0.0, "max": -math.inf, "min": math.inf, "prod": 1.0}[n.op or "sum"]
+            )
         if n.kind is NodeKind.SURVIVE:
             return TOP
         if n.kind is NodeKind.MAP:
@@ -592,8 +599,8 @@ def _binary(op: str, a: _V, b: _V) -> _V:
 
     if a.kind == "const" and b.kind == "const":
         with np.errstate(all="ignore"):
-            x, y = np.float64(a.value), np.float64(b.value)
-            r = {"+": x + y, "-": x - y, "*": x * y, "/": x / y}[op]
+            fa, fb = np.float64(a.value), np.float64(b.value)
+            r = {"+": fa + fb, "-": fa - fb, "*": fa * fb, "/": fa / fb}[op]
         return _const(float(r))
     if op == "+":
         if _is(a, 0.0):

@@ -27,7 +27,7 @@ import sympy
 
 from einsumcc.ir.nodes import Access, is_var_symbol
 from einsumcc.schedule.nodes import Program
-from einsumcc.schedule.schedule import AxisRole, Kernel, Loop, Schedule
+from einsumcc.schedule.schedule import AxisRole, Kernel, Schedule
 from einsumcc.schedule.tiles import segments
 
 
@@ -149,7 +149,10 @@ class _Counter:
             fn = sympy.lambdify(
                 syms,
                 exprs,
-                modules=[{"floor": math.floor, "ceiling": math.ceil, "Max": max, "Min": min}, "math"],
+                modules=[
+                    {"floor": math.floor, "ceiling": math.ceil, "Max": max, "Min": min},
+                    "math",
+                ],
             )
             loop_bounds.append((lp, syms, fn))
         iterations: dict[int, list[int]] = {lp.number: [0, 0] for lp in k.loops}
@@ -203,7 +206,9 @@ class _Counter:
                         valid = max(0, min(ax.block, self.ext[ax.rank] - t * ax.block))
                     for acc in loop_level.get(lp.number, []):
                         n = self.count(self.lane_vars(acc), prog, valid)
-                        reads[acc.tensor] = reads.get(acc.tensor, 0) + n * _itemsize(self.prog, acc.tensor)
+                        reads[acc.tensor] = reads.get(acc.tensor, 0) + n * _itemsize(
+                            self.prog, acc.tensor
+                        )
                     for key in lp.stores:
                         out = self.prog.node(key).output
                         present = {str(s) for ix in out.indices for s in ix.free_symbols}
@@ -217,7 +222,13 @@ class _Counter:
             for rank, iterative in _dims_of(self.prog, name):
                 size *= self.ext[rank] + (1 if iterative else 0)
             tensors.append(
-                TensorTraffic(name, reads.get(name, 0), writes.get(name, 0), size, self.reuse(name, reads.get(name, 0), size))
+                TensorTraffic(
+                    name,
+                    reads.get(name, 0),
+                    writes.get(name, 0),
+                    size,
+                    self.reuse(name, reads.get(name, 0), size),
+                )
             )
         return KernelTraffic(
             k.name,
@@ -256,7 +267,3 @@ def analyze_traffic(s: Schedule, dims: Mapping[str, int]) -> TrafficReport:
     """Bytes read and written by every kernel of ``s`` at the extents ``dims`` (every rank)."""
     kernels = tuple(_Counter(s, k, dims).run() for k in s.kernels)
     return TrafficReport(tuple(sorted(dims.items())), kernels)
-
-
-def _unused(loop: Loop) -> None:
-    del loop
