@@ -972,7 +972,11 @@ class _KernelEmitter:
         conds = [self.cond_val(c) for c in self.active(n, n.guard)]
         mask = self.conj(conds)
         if n.survive is not None:
-            s = self.env[n.survive]
+            if n.survive in self.local_keys():
+                s = self.env[n.survive]
+            else:
+                sv = self.prog.node(n.survive)
+                s = self.load(sv.output)
             alive = Val(_bin(">", s.code, ka.Const(0)), s.axes, "i1")
             mask = alive if mask is None else self.conj([mask, alive])
         if mask is None:

@@ -30,6 +30,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -38,9 +39,9 @@ import sympy
 from einsumcc.analysis.passes import analyze_passes
 from einsumcc.diagnostics import EinError, Span
 from einsumcc.ir.cascade import Cascade
-from einsumcc.ir.nodes import Role, free_variables
+from einsumcc.ir.nodes import Access, Role, free_variables, var_symbol
 from einsumcc.schedule.contraction import contraction, product
-from einsumcc.schedule.nodes import Node, NodeKind, ReadKind, prepare
+from einsumcc.schedule.nodes import Node, NodeKind, Program, ReadKind, prepare
 from einsumcc.schedule.schedule import (
     Axis,
     AxisRole,
@@ -168,13 +169,70 @@ class _Deriver:
         materialize: Sequence[str],
     ) -> None:
         self.c = c
-        self.prog = prepare(c)
         self.known = compile_extents(c, dims)
         self.tiles = dict(tiles or {})
         self.materialize = tuple(materialize)
         self.notes: list[str] = []
         self.outer_parts = {ch for s in c.splits for ch in s.children[:-1]}
+        self.prog = self.nest(prepare(c))
         self.check_options()
+
+    def nest(self, prog: Program) -> Program:
+        """A reduction over several large ranks as nested reductions, one large rank each:
+        ``sum{m, n} X[m, n]`` is ``sum{m} (sum{n} X[m, n])``, which two kernels can stream.
+        (sum, max, min and prod are associative and commutative; every filter condition
+        stays on the innermost reduction, which sees all the variables.)"""
+        nodes: list[Node] = []
+        parts = dict(prog.parts)
+        order = {r.var: i for i, r in enumerate(self.c.ranks)}
+        for n in prog.nodes:
+            big = sorted((v for v in n.reduced if self.large(v)), key=order.__getitem__)
+            if n.kind is NodeKind.MAP or len(big) < 2:
+                nodes.append(n)
+                continue
+            small = [v for v in n.reduced if v not in big]
+            levels = [[*small, big[-1]], *([v] for v in reversed(big[:-1]))]
+            free = list(n.variables)
+            outer_free = [list(free)]
+            for lv in reversed(levels[1:]):
+                outer_free.append(outer_free[-1] + lv)
+            # outer_free[i]: the free variables of level len(levels) - 1 - i
+            body = n.body
+            for depth, lv in enumerate(levels):
+                last = depth == len(levels) - 1
+                outs = tuple(outer_free[len(levels) - 1 - depth])
+                if last:
+                    op = "max" if n.kind is NodeKind.SURVIVE else n.op
+                    kind = NodeKind.REDUCE
+                    node = dataclasses.replace(
+                        n, kind=kind, body=body, op=op, reduced=tuple(lv), mask=()
+                    )
+                    if n.kind is NodeKind.SURVIVE:
+                        node = dataclasses.replace(node, kind=NodeKind.REDUCE, op="max")
+                    nodes.append(node)
+                    break
+                key = f"{n.key}.n{depth + 1}"
+                ranks = tuple(self.c.var_ranks[v] for v in outs)
+                parts[key] = ranks
+                access = Access(key, tuple(var_symbol(v) for v in outs), n.span)
+                nodes.append(
+                    dataclasses.replace(
+                        n,
+                        key=key,
+                        output=access,
+                        variables=outs,
+                        body=body,
+                        reduced=tuple(lv),
+                        mask=n.mask if depth == 0 else (),
+                        guard=(),
+                        survive=None,
+                        top=False,
+                        op=(n.op if n.kind is not NodeKind.SURVIVE or depth == 0 else "max"),
+                        kind=n.kind if depth == 0 else NodeKind.REDUCE,
+                    )
+                )
+                body = access
+        return Program(prog.cascade, tuple(nodes), prog.views, parts)
 
     # ------------------------------------------------------------ helpers
     def rank(self, var: str) -> str:
@@ -374,37 +432,58 @@ class _Deriver:
         return first + batch
 
     def partition(self) -> list[_Group]:
+        """Greedy fusion: keep adding a ready unit (its producers placed) that the current
+        kernel can take, in cascade order; when none fits, start a new kernel."""
+        units = self.units()
+        unit_of = {n.key: i for i, u in enumerate(units) for n in u}
+        deps: list[set[int]] = []
+        for i, u in enumerate(units):
+            d: set[int] = set()
+            for n in u:
+                for acc in n.reads:
+                    p = self.prog.producer(acc.tensor)
+                    if p is not None and self.prog.read_kind(acc, n) is not ReadKind.INIT:
+                        d.add(unit_of[p.key])
+                if n.survive is not None:
+                    d.add(unit_of[n.survive])
+            d.discard(i)
+            deps.append(d)
         groups: list[_Group] = []
         current: list[Node] = []
         info: _Group | None = None
-        for unit in self.units():
-            trial = self.analyze(current + unit)
-            if isinstance(trial, _Group):
-                current, info = current + unit, trial
-                continue
-            if not current:
-                node, reason, hint = trial
-                raise self.error(
-                    node, f"the Triton backend cannot compile {node.statement}: {reason}", hint
+        placed: set[int] = set()
+        remaining = list(range(len(units)))
+        while remaining:
+            ready = [i for i in remaining if deps[i] <= placed]
+            first_failure: tuple[int, tuple[Node, str, str | None]] | None = None
+            for i in ready:
+                trial = self.analyze(current + units[i])
+                if isinstance(trial, _Group):
+                    current, info = current + units[i], trial
+                    placed.add(i)
+                    remaining.remove(i)
+                    break
+                if first_failure is None:
+                    first_failure = (i, trial)
+            else:
+                assert first_failure is not None
+                i, (node, reason, hint) = first_failure
+                if not current:
+                    raise self.error(
+                        node, f"the Triton backend cannot compile {node.statement}: {reason}", hint
+                    )
+                assert info is not None
+                groups.append(info)
+                unit = units[i]
+                where = (
+                    unit[0].statement
+                    if unit[0].top
+                    else f"{unit[0].statement} (its part {unit[0].key})"
                 )
-            assert info is not None
-            groups.append(info)
-            node, reason, _ = trial
-            where = (
-                unit[0].statement
-                if unit[0].top or unit[0].key == unit[0].statement
-                else (f"{unit[0].statement} (its part {unit[0].key})")
-            )
-            self.notes.append(
-                f"kernel k{len(groups)} starts at {where}: in the previous kernel, {reason}"
-            )
-            alone = self.analyze(unit)
-            if not isinstance(alone, _Group):
-                node, reason, hint = alone
-                raise self.error(
-                    node, f"the Triton backend cannot compile {node.statement}: {reason}", hint
+                self.notes.append(
+                    f"kernel k{len(groups)} starts at {where}: in the previous kernel, {reason}"
                 )
-            current, info = list(unit), alone
+                current, info = [], None
         if current:
             assert info is not None
             groups.append(info)
