@@ -10,16 +10,19 @@ strides are divisible by 16.  ``ptxas`` (bundled with Triton) is then run once m
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
+import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from einsumcc_triton.launch import Compiled, import_module
-from einsumcc_triton.lower import SIG_DTYPE, KernelInfo
+from einsumcc_triton.lower import SIG_DTYPE, KernelInfo, KernelParam
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,7 @@ class KernelStats:
         return self.spill_stores + self.spill_loads
 
 
-def _signature(
-    info: KernelInfo, compiled: Compiled
-) -> tuple[dict[str, str], dict[str, Any], dict[Any, Any]]:
+def _signature(info: KernelInfo) -> tuple[dict[str, str], dict[str, Any], dict[Any, Any]]:
     sig: dict[str, str] = {}
     constexprs: dict[str, Any] = {}
     attrs: dict[Any, Any] = {}
@@ -67,10 +68,12 @@ def _signature(
             sig[p.name] = "i32"
         elif p.kind == "param":
             sig[p.name] = "fp32"
+        elif p.kind == "interp":
+            sig[p.name] = "constexpr"
+            constexprs[p.name] = False
         else:
             sig[p.name] = "constexpr"
             constexprs[p.name] = p.value
-    del compiled
     return sig, constexprs, attrs
 
 
@@ -105,18 +108,17 @@ def _ptxas_stats(ptx: str, arch: int) -> tuple[int, int, int]:
     )
 
 
-def aot_compile(compiled: Compiled, arch: int) -> list[KernelStats]:
-    """Compile every kernel of ``compiled`` for ``sm_<arch>`` (80, 90, ...) and report."""
-    # import the module first: it puts triton in the process's mode (interpreter or not)
-    module = import_module(compiled.path, interpret=False)
+def _compile_here(path: Path, kernels: list[KernelInfo], arch: int) -> list[KernelStats]:
+    """Compile in this process, which must have imported triton in compiled (JIT) mode."""
+    module = import_module(path, interpret=False)
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
     out: list[KernelStats] = []
-    for info in compiled.kernels:
+    for info in kernels:
         fn = getattr(module, info.name)
-        sig, constexprs, attrs = _signature(info, compiled)
+        sig, constexprs, attrs = _signature(info)
         start = time.perf_counter()
         kernel = triton.compile(
             ASTSource(fn=fn, signature=sig, constexprs=constexprs, attrs=attrs),
@@ -142,3 +144,63 @@ def aot_compile(compiled: Compiled, arch: int) -> list[KernelStats]:
             )
         )
     return out
+
+
+def aot_compile_many(
+    jobs: list[tuple[Compiled, int]], *, fresh: bool = False
+) -> list[list[KernelStats]]:
+    """Compile every kernel of each ``(compiled, arch)`` job, in one child process.
+
+    Triton decides when it is first imported whether its library functions are interpreted,
+    and a process that runs kernels in the interpreter cannot also compile them, so the
+    compilation runs in a fresh Python with ``TRITON_INTERPRET=0``.  ``fresh`` bypasses
+    Triton's cache (for compile times)."""
+    payload = [
+        {"path": str(c.path), "arch": arch, "kernels": [asdict(k) for k in c.kernels]}
+        for c, arch in jobs
+    ]
+    env = dict(os.environ)
+    env["TRITON_INTERPRET"] = "0"
+    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+    if fresh:
+        env["TRITON_ALWAYS_COMPILE"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-m", "einsumcc_triton.aot"],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"AOT compilation failed:\n{proc.stderr[-4000:]}")
+    results = json.loads(proc.stdout)
+    return [[KernelStats(**k) for k in job] for job in results]
+
+
+def aot_compile(compiled: Compiled, arch: int, *, fresh: bool = False) -> list[KernelStats]:
+    """Compile every kernel of ``compiled`` for ``sm_<arch>`` (80, 90, ...) and report."""
+    return aot_compile_many([(compiled, arch)], fresh=fresh)[0]
+
+
+def _worker() -> None:
+    jobs = json.load(sys.stdin)
+    out = []
+    for job in jobs:
+        kernels = [
+            KernelInfo(
+                k["name"],
+                k["kernel"],
+                tuple(KernelParam(**p) for p in k["params"]),
+                tuple(tuple(g) for g in k["grid"]),
+                k["num_warps"],
+            )
+            for k in job["kernels"]
+        ]
+        stats = _compile_here(Path(job["path"]), kernels, job["arch"])
+        out.append([asdict(s) for s in stats])
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    _worker()

@@ -41,6 +41,8 @@ def use_interpreter() -> bool:
     env = os.environ.get("TRITON_INTERPRET", "")
     if env not in ("", "0"):
         return True
+    if env == "0":
+        return False  # asked for compiled kernels explicitly
     import torch
 
     if torch.cuda.is_available():

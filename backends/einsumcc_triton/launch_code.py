@@ -462,6 +462,8 @@ class _Launcher:
                     else:
                         assert p.tensor is not None
                         value = self.param_value(p.tensor)
+                elif p.kind == "interp":
+                    value = ka.call("bool", ka.attr("triton", "knobs", "runtime", "interpret"))
                 else:
                     assert p.value is not None
                     value = ka.Const(p.value)

@@ -96,7 +96,7 @@ class KernelParam:
     """One argument of a generated kernel and where the launcher takes it from."""
 
     name: str
-    kind: str  # ptr | stride | extent | param | constexpr
+    kind: str  # ptr | stride | extent | param | constexpr | interp (running interpreted)
     tensor: str | None = None  # ptr, stride
     dim: int = 0  # stride: which dimension
     rank: str | None = None  # extent, and the rank of a stride's dimension
@@ -458,7 +458,7 @@ class _KernelEmitter:
         fn = ka.FunctionDef(
             self.fn_name,
             tuple(
-                ka.Param(p.name, _tl("constexpr") if p.kind == "constexpr" else None)
+                ka.Param(p.name, _tl("constexpr") if p.kind in ("constexpr", "interp") else None)
                 for p in params
             ),
             tuple(self.stack[0]),
@@ -469,7 +469,7 @@ class _KernelEmitter:
         return fn, KernelInfo(self.fn_name, self.k.name, params, grid, self.k.num_warps)
 
     def ordered_params(self) -> tuple[KernelParam, ...]:
-        rank = {"ptr": 0, "stride": 1, "extent": 2, "param": 3, "constexpr": 4}
+        rank = {"ptr": 0, "stride": 1, "extent": 2, "param": 3, "constexpr": 4, "interp": 5}
         items = list(self.params.values())
         return tuple(sorted(items, key=lambda p: rank[p.kind]))
 
@@ -1135,6 +1135,16 @@ class _KernelEmitter:
                 kwargs["input_precision"] = ka.Const("ieee")
         x = self.name_val(f"{n.key}_a".replace(".", "_"), x)
         y = self.name_val(f"{n.key}_b".replace(".", "_"), y)
+        if x.dtype == "bf16" and y.dtype == "bf16":
+            # Triton 3.9's interpreter multiplies bf16 tiles wrongly (it reads their bits):
+            # interpreted runs upcast them, compiled ones keep bf16 tensor cores
+            x, y = self.name_val(f"{n.key}_a", x), self.name_val(f"{n.key}_b", y)
+            flag = self.param(("interp",), "INTERPRETED", KernelParam("", "interp"))
+            up = [
+                ka.Assign(v.code, ka.Call(ka.Attribute(v.code, "to"), (_tl("float32"),)))
+                for v in (x, y)
+            ]
+            self.emit(ka.If(flag, tuple(up)))
         plain = not con.outer and con.sign == 1.0
         accumulates = self.loop_var is not None and self.loop_var in n.reduced
         if plain and accumulates:
