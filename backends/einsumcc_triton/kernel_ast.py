@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 import keyword
 import re
+import sys
 from dataclasses import dataclass
 
 # ---------------------------------------------------------------- expressions
@@ -180,7 +181,14 @@ def const(value: int | float | bool | str | None) -> Const:
     return Const(value)
 
 
-_RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
+# keywords, builtins and standard-library module names (a function called os or math would
+# shadow the module for anyone who imports both)
+_RESERVED = (
+    frozenset(keyword.kwlist)
+    | frozenset(keyword.softkwlist)
+    | frozenset(dir(builtins))
+    | frozenset(sys.stdlib_module_names)
+)
 
 
 class Namer:

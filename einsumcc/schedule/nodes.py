@@ -20,6 +20,7 @@ on left-hand variables, else a ``survive`` node that reduces the conditions with
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 from collections.abc import Mapping
@@ -331,6 +332,30 @@ class _Decomposer:
         )
 
 
+def _free_parts(nodes: tuple[Node, ...]) -> tuple[Node, ...]:
+    """Parts of a recurrence's statements that read nothing the recurrence computes (a
+    reduction of inputs, say) need no sequential iteration: they leave the recurrence."""
+    out = list(nodes)
+    for stage in {n.stage for n in nodes if n.recurrence is not None}:
+        members = [i for i, n in enumerate(out) if n.stage == stage]
+        keys = {out[i].key for i in members}
+        tied = {out[i].key for i in members if out[i].top}
+        changed = True
+        while changed:
+            changed = False
+            for i in members:
+                n = out[i]
+                if n.key in tied:
+                    continue
+                if any(a.tensor in tied for a in n.reads) or (n.survive in tied):
+                    tied.add(n.key)
+                    changed = True
+        for i in members:
+            if out[i].key in keys - tied:
+                out[i] = dataclasses.replace(out[i], recurrence=None, stage=-1 - i)
+    return tuple(out)
+
+
 def prepare(c: Cascade) -> Program:
     """Inline views and split reductions out: the cascade as nodes, in a dependency order."""
     views: dict[str, tuple[Access, Access]] = {}
@@ -351,7 +376,7 @@ def prepare(c: Cascade) -> Program:
             d.statement(e, _substitute(e.body, views), x, index)
     return Program(
         c,
-        tuple(d.nodes),
+        _free_parts(tuple(d.nodes)),
         tuple((name, src) for name, (_, src) in views.items()),
         d.parts,
     )

@@ -11,6 +11,6 @@ import pytest
 if importlib.util.find_spec("torch") is None or importlib.util.find_spec("triton") is None:
     pytest.skip("the Triton backend needs torch and triton", allow_module_level=True)
 
-from einsumcc_triton.launch import use_interpreter  # noqa: E402
+from einsumcc_triton.launch import use_interpreter
 
 use_interpreter()

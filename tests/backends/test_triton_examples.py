@@ -84,7 +84,7 @@ def generic_shapes(c: Cascade) -> list[dict[str, int]]:
     derived = {ch for s in c.splits for ch in s.children if c.rank(ch).extent is not None}
     out = []
     for n in (64, 77, 130):
-        dims = {r: n for r in free}
+        dims = dict.fromkeys(free, n)
         for s in c.splits:
             if s.parent in dims:
                 inner = math.prod(
