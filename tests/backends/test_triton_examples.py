@@ -72,9 +72,8 @@ def shapes_of(path: Any) -> list[dict[str, int]]:
     rel = path.relative_to(EXAMPLES)
     if rel.parts[0] == "fusemax" and rel.name in FUSEMAX:
         return FUSEMAX[rel.name]
-    if len(rel.parts) == 1 or rel.parts[0] == "paper":
-        if rel.name in SHAPES:
-            return SHAPES[rel.name]
+    if (len(rel.parts) == 1 or rel.parts[0] == "paper") and rel.name in SHAPES:
+        return SHAPES[rel.name]
     return generic_shapes(load(path))
 
 
@@ -152,7 +151,7 @@ def _sdpa_case(name: str) -> tuple[str, dict[str, int], str]:
     ["attention_1pass", "attention_2pass", "attention_3pass", "attention_causal", "attention_gqa"],
 )
 def test_attention_matches_torch_sdpa(name: str) -> None:
-    import torch.nn.functional as F
+    from torch.nn.functional import scaled_dot_product_attention as sdpa
 
     file, dims, kind = _sdpa_case(name)
     path = EXAMPLES / file
@@ -166,11 +165,11 @@ def test_attention_matches_torch_sdpa(name: str) -> None:
         q = t["Q"].transpose(-1, -2)  # [B, H, P, E]
         key = t["K"].transpose(-1, -2)  # [B, G, M, E]
         v = t["V"].transpose(-1, -2)
-        out = F.scaled_dot_product_attention(q, key, v, scale=scale, enable_gqa=True)
+        out = sdpa(q, key, v, scale=scale, enable_gqa=True)
         want = out.transpose(-1, -2).numpy()  # [B, H, F, P]
     else:
         q, key, v = (t[n].T[None] for n in ("Q", "K", "V"))
-        out = F.scaled_dot_product_attention(q, key, v, scale=scale, is_causal=kind == "causal")
+        out = sdpa(q, key, v, scale=scale, is_causal=kind == "causal")
         want = out[0].T.numpy()
     err = rel_err(want, got)
     assert err <= F32_TOL, f"{name}: relative error {err:.2e} against SDPA"
