@@ -977,7 +977,7 @@ class _Deriver:
             (lp for lp in k.loops if p.key in lp.nodes and p.key not in lp.recomputed), None
         )
         recomputed_in = [
-            f"{kk.name} loop {lp.number}"
+            f"loop {lp.number}" if kk.name == k.name else f"{kk.name} loop {lp.number}"
             for kk in kernels
             for lp in kk.loops
             if p.key in lp.recomputed

@@ -109,7 +109,12 @@ def render_schedule(s: Schedule, traffic: TrafficReport | None = None) -> str:
                 "so the whole cascade is one kernel that streams it once per program"
             )
         else:
-            lines.append(f"{launches}")
+            loops = len(s.kernels[0].loops)
+            lines.append(
+                f"{launches} with {loops} loops: the pass analysis gives {passes} passes over "
+                f"the streamed rank {rank}; each loop re-reads its inputs and recomputes what "
+                "it needs from earlier passes (--materialize stores intermediates instead)"
+            )
     else:
         lines.append(launches)
     for note in s.notes:

@@ -258,9 +258,17 @@ class _Counter:
             over.append(f"{'tile' if a.lanes else 'index'} of {a.rank}")
         times = read / size
         if not over:
-            return f"read {times:.3g} times"
+            return f"read {_times(times)}"
         per = times / tiles
-        return f"read {per:.3g} times per {' x '.join(over)} ({tiles} in all)"
+        return f"read {_times(per)} per {' x '.join(over)} ({tiles} in all)"
+
+
+def _times(x: float) -> str:
+    if x == 1:
+        return "once"
+    if x == int(x):
+        return f"{int(x)} times"
+    return f"{x:.3g} times"
 
 
 def analyze_traffic(s: Schedule, dims: Mapping[str, int]) -> TrafficReport:
