@@ -149,7 +149,7 @@ def _compile_here(path: Path, kernels: list[KernelInfo], arch: int) -> list[Kern
 def aot_compile_many(
     jobs: list[tuple[Compiled, int]], *, fresh: bool = False
 ) -> list[list[KernelStats]]:
-    """Compile every kernel of each ``(compiled, arch)`` job, in one child process.
+    """Compile every kernel of each ``(compiled, arch)`` job, in child processes.
 
     Triton decides when it is first imported whether its library functions are interpreted,
     and a process that runs kernels in the interpreter cannot also compile them, so the
@@ -164,18 +164,32 @@ def aot_compile_many(
     env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
     if fresh:
         env["TRITON_ALWAYS_COMPILE"] = "1"
-    proc = subprocess.run(
-        [sys.executable, "-m", "einsumcc_triton.aot"],
-        input=json.dumps(payload),
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"AOT compilation failed:\n{proc.stderr[-4000:]}")
-    results = json.loads(proc.stdout)
-    return [[KernelStats(**k) for k in job] for job in results]
+    # one child per core, jobs dealt round-robin
+    workers = max(1, min(len(payload), os.cpu_count() or 1, 8))
+    shares = [list(range(i, len(payload), workers)) for i in range(workers)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "einsumcc_triton.aot"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in shares
+    ]
+    results: list[list[KernelStats]] = [[] for _ in payload]
+    errors = []
+    for proc, share in zip(procs, shares, strict=True):
+        out, err = proc.communicate(json.dumps([payload[i] for i in share]))
+        if proc.returncode != 0:
+            errors.append(err[-4000:])
+            continue
+        for i, job in zip(share, json.loads(out), strict=True):
+            results[i] = [KernelStats(**k) for k in job]
+    if errors:
+        raise RuntimeError("AOT compilation failed:\n" + "\n".join(errors))
+    return results
 
 
 def aot_compile(compiled: Compiled, arch: int, *, fresh: bool = False) -> list[KernelStats]:

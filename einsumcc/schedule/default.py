@@ -175,6 +175,7 @@ class _Deriver:
         self.notes: list[str] = []
         self.outer_parts = {ch for s in c.splits for ch in s.children[:-1]}
         self.prog = self.nest(prepare(c))
+        self.pass_report = analyze_passes(c)
         self.check_options()
 
     def nest(self, prog: Program) -> Program:
@@ -773,6 +774,7 @@ class _Deriver:
             materialize=self.materialize,
             views=tuple((name, self.render_access(src)) for name, src in self.prog.views),
             passes=self.pass_summary(groups),
+            pass_report=self.pass_report,
             notes=tuple(self.notes),
             program=self.prog,
         )
@@ -803,10 +805,10 @@ class _Deriver:
             rank = self.rank(g.loop)
             if rank in out:
                 continue
-            out[rank] = analyze_passes(self.c, rank).rank(rank).passes
+            out[rank] = self.pass_report.rank(rank).passes
             parent = next((s.parent for s in self.c.splits if rank in s.children), None)
             if parent is not None and parent not in out:
-                out[parent] = analyze_passes(self.c, parent).rank(parent).passes
+                out[parent] = self.pass_report.rank(parent).passes
         return tuple(out.items())
 
     def kernel(

@@ -102,7 +102,8 @@ def render_schedule(s: Schedule, traffic: TrafficReport | None = None) -> str:
     streamed = [k.stream for k in s.kernels if k.stream is not None]
     if nk == 1 and streamed:
         rank = streamed[0]
-        passes = analyze_passes(prog.cascade, rank).rank(rank).passes
+        report = s.pass_report or analyze_passes(prog.cascade, rank)
+        passes = report.rank(rank).passes
         if passes == 1:
             lines.append(
                 f"{launches}: the pass analysis gives 1 pass over the streamed rank {rank}, "

@@ -26,6 +26,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from einsumcc.analysis.passes import PassReport
 from einsumcc.ir.nodes import Condition
 from einsumcc.schedule.nodes import Program
 
@@ -168,6 +169,7 @@ class Schedule:
     passes: tuple[tuple[str, int], ...] = ()  # pass analysis of each streamed rank
     notes: tuple[str, ...] = ()
     program: Program | None = field(default=None, compare=False, repr=False)
+    pass_report: PassReport | None = field(default=None, compare=False, repr=False)
 
     def kernel(self, name: str) -> Kernel:
         return next(k for k in self.kernels if k.name == name)

@@ -224,7 +224,7 @@ S[p] = sum{{m}} Y[m, p]
     loop = next(lp for lp in k.loops if "Y" in lp.nodes)
     extents = {"M": 100, "P": 90, "W": 40}
     seg = segments(k, loop, dict(extents))
-    cond_fn = eval("lambda m, p, W: " + cond.replace(" and ", " and "))  # noqa: S307
+    cond_fn = eval("lambda m, p, W: " + cond.replace(" and ", " and "))
     bm, bp = 8, 16
     for tile_p in range(math.ceil(90 / bp)):
         lo, hi = tile_p * bp, min(tile_p * bp + bp, 90) - 1
