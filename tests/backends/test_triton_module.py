@@ -42,7 +42,7 @@ def test_module_is_deterministic_and_documented(update_golden: bool) -> None:
     header = a[: a.index("import torch")]
     for part in ("---- cascade", "BQK[m1, m0, p] = sum{e}", "---- pass analysis", "---- schedule"):
         assert part in header
-    assert_golden(a, "triton/attention_1pass.py", update=update_golden)
+    assert_golden(a, "triton/attention_1pass.triton.txt", update=update_golden)
 
 
 class _Counting:
