@@ -371,13 +371,27 @@ class _Deriver:
             )
         g = _Group(list(nodes))
         g.loop = next(iter(loop)) if loop else None
-        # A small grid variable that is the only free axis of a contraction's operand is
-        # tiled instead of taking one program per index, so that the contraction is a tl.dot
-        # (the query rank of attention, the rows and columns of a matmul, at small extents).
-        lanes = {v for v in space if v not in grid or self.large(v)}
-        tiled = {v for v in grid if self.large(v)}
-        if g.loop is not None and self.scalar_loop(g.loop, space):
-            lanes.discard(g.loop)
+        g.tiled = self.tiled_grid(nodes, grid, space, g.loop)
+        tiled = g.tiled
+        g.grid = self.grid_order(grid, tiled)
+        return g
+
+    def tiled_grid(
+        self, nodes: list[Node], grid: set[str], space: set[str], loop: str | None
+    ) -> set[str]:
+        """The grid variables that get tiles instead of one program per index.
+
+        A contraction's operand needs a register axis besides the contracted one to be a
+        tl.dot: the rows of the query tile in attention, the rows and columns of a matmul.
+        Such an axis is a grid variable that this operand has and the other one lacks (a
+        variable both have, batch or heads, stays one program per index).  A kernel where no
+        contraction asks for one tiles one grid variable, the innermost large one (the rows of
+        a softmax or a LayerNorm)."""
+        lanes = {v for v in space if v not in grid}
+        if loop is not None and self.scalar_loop(loop, space):
+            lanes.discard(loop)
+        order = {r.var: i for i, r in enumerate(self.c.ranks)}
+        tiled: set[str] = set()
         for n in nodes:
             if n.kind is not NodeKind.REDUCE or n.op != "sum":
                 continue
@@ -386,25 +400,24 @@ class _Deriver:
                 continue
             for f, other in ((prod.inner[0], prod.inner[1]), (prod.inner[1], prod.inner[0])):
                 free = free_variables(f.expr) - set(n.reduced)
-                if free & lanes:
+                if free & (lanes | tiled):
                     continue
-                # only a free axis of this operand (a batch axis of both stays on the grid)
                 theirs = free_variables(other.expr)
                 options = [
                     v
                     for v in free
                     if v in grid
                     and v not in theirs
-                    and not self.large(v)
-                    and (self.known[self.rank(v)] or 0) >= MIN_TILE
+                    and (self.large(v) or (self.known[self.rank(v)] or 0) >= MIN_TILE)
                 ]
                 if options:
-                    v = max(options, key=lambda v: self.known[self.rank(v)] or 0)
-                    tiled.add(v)
-                    lanes.add(v)
-        g.grid = self.grid_order(grid, tiled)
-        g.tiled = tiled
-        return g
+                    # prefer a large rank, then the one declared last (the query rank)
+                    tiled.add(max(options, key=lambda v: (self.large(v), order[v])))
+        if not tiled:
+            large = [v for v in grid if self.large(v)]
+            if large:
+                tiled.add(max(large, key=order.__getitem__))
+        return tiled
 
     def scalar_loop(self, var: str, space: set[str]) -> bool:
         """The loop over ``var`` takes one index per iteration: an iterative rank, or the
@@ -517,26 +530,29 @@ class _Deriver:
                 g.roles[v] = (AxisRole.WHOLE, self.tiles.get(rank, next_pow2(ext)))
         self.fit_registers(g)
 
-    def footprint(self, g: _Group, roles: Mapping[str, tuple[AxisRole, int]]) -> int:
+    def footprint(
+        self, g: _Group, roles: Mapping[str, tuple[AxisRole, int]], var: str | None = None
+    ) -> int:
+        """Values in the largest register tile (only tiles with axis ``var``, if given)."""
         lanes = {v: b for v, (_, b) in roles.items() if b > 1}
         worst = 1
         for n in g.nodes:
             con = contraction(n, lanes)
+            tiles: list[tuple[str, ...]]
             if con is not None:
-                sizes = [
-                    lanes[con.i] * lanes[con.k],
-                    lanes[con.k] * lanes[con.j],
-                    lanes[con.i] * lanes[con.j],
-                ]
-                worst = max(worst, *sizes)
-                continue
-            used = set(n.space)
-            if n.kind is NodeKind.MAP:
-                used = set(n.variables) | free_variables(n.body)
-            size = 1
-            for v in used:
-                size *= lanes.get(v, 1)
-            worst = max(worst, size)
+                tiles = [(con.i, con.k), (con.k, con.j), (con.i, con.j)]
+            else:
+                used = set(n.space)
+                if n.kind is NodeKind.MAP:
+                    used = set(n.variables) | free_variables(n.body)
+                tiles = [tuple(used)]
+            for axes in tiles:
+                if var is not None and var not in axes:
+                    continue
+                size = 1
+                for v in axes:
+                    size *= lanes.get(v, 1)
+                worst = max(worst, size)
         return worst
 
     def fit_registers(self, g: _Group) -> None:
@@ -552,7 +568,7 @@ class _Deriver:
         ]
         for v in shrinkable:
             role, b = g.roles[v]
-            while b > MIN_TILE and self.footprint(g, g.roles) > REGISTER_BUDGET:
+            while b > MIN_TILE and self.footprint(g, g.roles, v) > REGISTER_BUDGET:
                 b //= 2
                 g.roles[v] = (role, b)
         size = self.footprint(g, g.roles)
