@@ -739,6 +739,24 @@ class _Deriver:
         for g in groups:
             self.assign_roles(g)
             self.assign_phases(g)
+        loops: dict[str, int] = {}
+        for g in groups:
+            if g.loop is not None:
+                loops[g.loop] = loops.get(g.loop, 0) + g.passes
+        if len(groups) > 1 and len(loops) > 1:
+            most = max(loops.values())
+            for v in sorted(loops):
+                rank = self.rank(v)
+                if (
+                    self.known[rank] is None
+                    and loops[v] < most
+                    and not any(n.recurrence == v for n in self.prog.nodes)
+                ):
+                    self.notes.append(
+                        f"{rank} has no extent at compile time, so it is streamed; "
+                        f"--dims {rank}=N holds it whole in registers when N <= {WHOLE_LIMIT}, "
+                        "which may need fewer kernels"
+                    )
         self.check_tiles(groups)
         kernels: list[Kernel] = []
         kernel_of: dict[str, int] = {}  # node -> kernel computing it (first time)
