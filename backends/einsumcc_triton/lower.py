@@ -40,10 +40,12 @@ from einsumcc.ir.nodes import (
     Reduce,
     Role,
     VarRef,
+    free_variables,
     is_var_symbol,
     var_symbol,
+    walk,
 )
-from einsumcc.schedule.contraction import contraction
+from einsumcc.schedule.contraction import Contraction, contraction
 from einsumcc.schedule.nodes import Node, NodeKind, Program, ReadKind
 from einsumcc.schedule.schedule import AxisRole, Kernel, Loop, Schedule
 from einsumcc.schedule.tiles import segments
@@ -1086,17 +1088,15 @@ class _KernelEmitter:
         return Val(_call("tl.trans", v.code), order, v.dtype)
 
     def dot(
-        self, n: Node, con: object
+        self, n: Node, con: Contraction
     ) -> tuple[Val, tuple[ka.Expr, ka.Expr, dict[str, ka.Expr]] | None]:
-        from einsumcc.schedule.contraction import Contraction
-
-        assert isinstance(con, Contraction)
+        """``con`` as a tl.dot of a (r, k) and a (k, c) tile, r before c in the canonical
+        order; returns (value, None), or (None, operands) when an accumulator can take
+        ``tl.dot(a, b, acc)`` directly."""
         r, c = (
             (con.i, con.j) if self.order.index(con.i) < self.order.index(con.j) else (con.j, con.i)
         )
         k = con.k
-        from einsumcc.ir.nodes import free_variables
-
         x_expr, y_expr = (con.a, con.b) if r in free_variables(con.a) else (con.b, con.a)
         x = self.operand(x_expr, (r, k), n)
         y = self.operand(y_expr, (k, c), n)
@@ -1105,7 +1105,7 @@ class _KernelEmitter:
         masks_x: list[Val] = []
         masks_y: list[Val] = []
         kv = self.lane_valid(k)
-        loaded_x = isinstance(x_expr, Access) and x.code is not None and _is_load(self, x_expr)
+        loaded_x = isinstance(x_expr, Access) and _is_load(self, x_expr)
         loaded_y = isinstance(y_expr, Access) and _is_load(self, y_expr)
         if kv is not None:
             if not loaded_x:
@@ -1435,8 +1435,6 @@ def _same(a: sympy.Expr, b: sympy.Expr) -> bool:
 
 
 def _walk(e: Expr) -> Iterable[Expr]:
-    from einsumcc.ir.nodes import walk
-
     return walk(e)
 
 
