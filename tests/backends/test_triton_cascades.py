@@ -42,6 +42,7 @@ CASES: list[tuple[str, dict[str, int], float]] = [
     ("two_filters.ein", {"M": 100, "P": 77}, F32_TOL),
     ("products.ein", {"M": 70, "P": 77}, F32_TOL),
     ("recurrence_reduce.ein", {"K": 50, "M": 100}, F32_TOL),
+    ("attention_block.ein", {"M": 256, "P": 77}, F16_TOL),
     ("sliding_finite.ein", {"M": 1000, "M0": 40, "P": 300}, F16_TOL),
     ("sliding_finite.ein", {"M": 512, "P": 700}, F16_TOL),
 ]
@@ -63,6 +64,12 @@ def test_cascade_matches_oracle(name: str, dims: dict[str, int], tol: float) -> 
     _, ref, got = run_both(k, dims, seed=3)
     err = max_err(ref, got)
     assert err <= tol, f"{name} at {dims}: relative error {err:.2e}"
+
+
+def test_attention_block_is_one_kernel() -> None:
+    k = compiled(str(HERE / "attention_block.ein"))
+    assert len(k.kernels) == 1
+    assert k.schedule.kernels[0].loops[0].after[-1] == "Y"
 
 
 def test_layernorm_held_whole_when_d_is_known() -> None:
