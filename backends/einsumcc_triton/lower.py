@@ -1132,7 +1132,7 @@ class _KernelEmitter:
         else:
             x, y = self.compute(x), self.compute(y)
             if self.low.compute == "f32":
-                kwargs["input_precision"] = ka.Const("ieee")
+                kwargs["input_precision"] = ka.Const("tf32x3")
         x = self.name_val(f"{n.key}_a".replace(".", "_"), x)
         y = self.name_val(f"{n.key}_b".replace(".", "_"), y)
         if x.dtype == "bf16" and y.dtype == "bf16":
