@@ -1431,7 +1431,9 @@ def _resolve(defs: Mapping[sympy.Symbol, sympy.Expr]) -> dict[sympy.Symbol, symp
 
 
 def _same(a: sympy.Expr, b: sympy.Expr) -> bool:
-    return bool(sympy.simplify(a - b) == 0)
+    """Structurally equal bounds (a loop between bounds not shown equal is kept: it may
+    run zero times, which costs nothing)."""
+    return bool(a == b or sympy.expand(a - b) == 0)
 
 
 def _walk(e: Expr) -> Iterable[Expr]:
