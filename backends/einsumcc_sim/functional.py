@@ -219,7 +219,7 @@ class _Functional:
             if k.where and k.combine is not None:
                 self.fill_unsurvived(k)
         dest = self.store[target]
-        idx = self.flat_index(k.output, vals, dest.shape)[keep]
+        idx = np.broadcast_to(self.flat_index(k.output, vals, dest.shape), ii.shape)[keep]
         flat = dest.reshape(-1)
         if k.combine is None:
             flat[idx] = out[keep]
