@@ -29,6 +29,7 @@ from einsumcc.diagnostics import EinError
 
 PRESETS = ("fusemax", "flat", "systolic")
 DATAFLOWS = ("os", "ws", "is")
+ISSUES = ("sequential", "pipelined")
 # ops a cascade can need (einsumcc.analysis.cost categories plus the functions)
 KNOWN_OPS = (
     "mac",
@@ -64,6 +65,9 @@ class ArrayArch:
     ops: tuple[tuple[str, OpCost], ...]
     dataflow: str = "os"
     dataflows: tuple[str, ...] = DATAFLOWS
+    # sequential: a PE runs a point's actions one after another (cycles = their sum);
+    # pipelined: each functional unit takes a new point every cycle (cycles = the busiest unit)
+    issue: str = "sequential"
 
     @property
     def pes(self) -> int:
@@ -75,6 +79,22 @@ class ArrayArch:
     def supports(self, ops: Sequence[str]) -> bool:
         table = dict(self.ops)
         return all(o in table for o in ops)
+
+    def point_cycles(self, ops: Sequence[tuple[str, int]]) -> int:
+        """Cycles one PE spends per point of a kernel with these op counts."""
+        table = dict(self.ops)
+        if self.issue == "pipelined":
+            units: dict[str, int] = {}
+            for o, n in ops:
+                cost = table.get(o)
+                if cost is None:
+                    continue
+                for act, cnt in cost.actions:
+                    units[act] = units.get(act, 0) + n * cnt
+                if not cost.actions:
+                    units[o] = units.get(o, 0) + n * cost.cycles
+            return max(units.values(), default=0)
+        return sum(n * table[o].cycles for o, n in ops if o in table)
 
 
 @dataclass(frozen=True)
@@ -328,6 +348,7 @@ def validate_arch(raw: Mapping[str, Any], source: str) -> Arch:
         _ops(r2, "ops", per_array["array2d"]),
         r2.choice("dataflow", DATAFLOWS, "os"),
         tuple(dataflows),
+        r2.choice("issue", ISSUES, "sequential"),
     )
     if a2.dataflow not in a2.dataflows:
         raise r2.fail("dataflow", f"'{a2.dataflow}' is not in array2d.dataflows {dataflows}")
@@ -336,7 +357,12 @@ def validate_arch(raw: Mapping[str, Any], source: str) -> Arch:
     if "array1d" in raw:
         r1 = _Reader(top.table("array1d"), "array1d.", source)
         a1 = ArrayArch(
-            "1d", 1, r1.int("pes"), r1.int("registers", 4), _ops(r1, "ops", per_array["array1d"])
+            "1d",
+            1,
+            r1.int("pes"),
+            r1.int("registers", 4),
+            _ops(r1, "ops", per_array["array1d"]),
+            issue=r1.choice("issue", ISSUES, "sequential"),
         )
         r1.done()
     rb = _Reader(top.table("buffer"), "buffer.", source)

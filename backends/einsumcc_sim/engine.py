@@ -20,6 +20,7 @@ tail.  ``--exact`` never jumps and uses the materialized templates.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from einsumcc.diagnostics import EinError
 from einsumcc_sim.program import Leaf, Loop, Node, Program, Xfer, op_cycles, op_shape
 from einsumcc_sim.template import Affine, Exact, OpShape, affine, exact
 
@@ -66,10 +68,30 @@ class Period:
     repeats: int
 
 
+@dataclass
+class Carry:
+    """The instances of a pipelined loop run still to issue: they issue in the first epochs
+    of the loop's next run (the pipeline continues), or are flushed before anything else."""
+
+    loop: Loop
+    coords: tuple[int, ...]
+    ranges: dict[str, tuple[int, int]]
+    trips: int
+    lo: int
+    n: int
+    tile: int
+
+
 class Engine:
     def __init__(self, prog: Program, exact_mode: bool = False, max_events: int = 20000) -> None:
         self.p = prog
         self.exact = exact_mode
+        if exact_mode and prog.model.hop != 1:
+            raise EinError.plain(
+                f"--exact simulates the faithful cycle-level model, not --model {prog.model.name}",
+                hint="use --model faithful with --exact",
+            )
+        self.link = prog.arch.link_latency if prog.model.link else 0
         self.arr: dict[str, deque[tuple[int, Any]]] = {"2d": deque(maxlen=2), "1d": deque(maxlen=2)}
         self.last_start: dict[str, int] = {}
         self.dram_free = 0
@@ -81,16 +103,21 @@ class Engine:
         self.xhist: dict[int, deque[tuple[int, ...]]] = {}
         self.written: dict[str, int] = {}
         self.barrier: dict[int, int] = {}
+        self.epoch_done: dict[int, int] = {}  # tile-serial groups: the latest done so far
+        self.carries: dict[int, Carry] = {}
+        self.paired: dict[int, bool] = {}  # leaf id -> its partner issues in this epoch too
+        self.lead: dict[int, tuple[int, int, Any]] = {}  # follower id -> leader (start, K, tpl)
         self.c = Counters()
         self.events: list[Event] = []
         self.max_events = max_events
         self.periods: list[Period] = []
         self.profiles: dict[str, list[tuple[int, np.ndarray]]] = {"2d": [], "1d": []}
         self.dram_spans: list[tuple[int, int]] = []
-        self._shapes: dict[tuple[int, tuple[tuple[str, int], ...]], OpShape] = {}
+        self._shapes: dict[tuple[int, int, tuple[tuple[str, int], ...]], OpShape] = {}
         self.makespan = 0
         self._common: dict[tuple[int, int], int] = {}
         self._region_plan: dict[tuple[Any, str], list[tuple[tuple[tuple[str, int], ...], int]]] = {}
+        self._partner_k: dict[int, int] = {}
         # called with (leaf, ranges, shape, template) for every op, in program order
         self.on_op: Any = None
 
@@ -113,6 +140,7 @@ class Engine:
     # ------------------------------------------------------------ the walk
     def run(self) -> None:
         self.node(self.p.root, (), {})
+        self.flush_all()
 
     def node(self, n: Node, coords: tuple[int, ...], ranges: dict[str, tuple[int, int]]) -> None:
         if isinstance(n, Loop):
@@ -131,11 +159,19 @@ class Engine:
         trips = max(1, -(-n // tile))
         smin, smax = min(lp.stages, default=0), max(lp.stages, default=0)
         full = trips if n % tile == 0 else trips - 1
-        reg_lo, reg_hi = smax, full + smin
+        carry = self.carries.pop(id(lp), None) if lp.carry else None
+        if lp.carry:
+            end, reg_hi = trips, full
+        else:
+            end, reg_hi = trips + smax, full + smin
+        if lp.last_guard:
+            reg_hi = min(reg_hi, trips - 1)
+        reg_lo = smax
         history: dict[Any, tuple[int, int, dict[str, float]]] = {}
         e = 0
         checks = 0
-        while e < trips + smax:
+        here = Carry(lp, coords, ranges, trips, lo, n, tile)
+        while e < end:
             if not self.exact and reg_lo <= e < reg_hi and reg_hi - e > 2 and checks < 64:
                 snap = self.snapshot(lp, coords, e)
                 checks += 1
@@ -154,17 +190,69 @@ class Engine:
                             checks = 64
                             continue
                     history[key] = (e, F, dict(self.c.values))
-            for child, st in zip(lp.children, lp.stages, strict=True):
-                it = e - st
-                if 0 <= it < trips:
-                    sub = dict(ranges)
-                    if lp.var is not None:
-                        sub[lp.var] = (lo + it * tile, min(tile, n - it * tile))
-                    self.node(child, coords if lp.kind == "root" else (*coords, it), sub)
+            self.epoch(lp, e, here, carry)
             e += 1
+        if lp.carry:
+            self.carries[id(lp)] = here
+
+    def epoch(self, lp: Loop, e: int, here: Carry, prev: Carry | None, only_prev: bool = False) -> None:
+        """Issue epoch ``e`` of a run of ``lp``: child ``i`` with stage ``s`` runs iteration
+        ``e - s`` of this run, or of the previous run (``prev``) when that is negative."""
+        todo: list[tuple[Node, Carry, int]] = []
+        for i in lp.order:
+            child, st = lp.children[i], lp.stages[i]
+            it = e - st
+            if only_prev:
+                if 0 <= it < here.trips:
+                    todo.append((child, here, it))
+            elif 0 <= it < here.trips:
+                todo.append((child, here, it))
+            elif it < 0 and prev is not None and 0 <= prev.trips + it < prev.trips:
+                todo.append((child, prev, prev.trips + it))
+        if lp.serial:
+            self.barrier[lp.group] = self.epoch_done.get(lp.group, 0)
+        present = {id(ch) for ch, _, _ in todo}
+        for ch, _, _ in todo:
+            lf = _chain_leaf(ch)
+            if lf is not None and lf.partner is not None:
+                pch = self.p_chain.get(lf.partner.id)
+                self.paired[lf.id] = pch is not None and id(pch) in present
+        for child, run, it in todo:
+            sub = run.ranges
+            if lp.var is not None:
+                sub = dict(run.ranges)
+                sub[lp.var] = (run.lo + it * run.tile, min(run.tile, run.n - it * run.tile))
+            self.node(child, run.coords if lp.kind == "root" else (*run.coords, it), sub)
+
+    def flush(self, key: int) -> None:
+        c = self.carries.pop(key, None)
+        if c is None:
+            return
+        smax = max(c.loop.stages, default=0)
+        for e in range(c.trips, c.trips + smax):
+            self.epoch(c.loop, e, c, None, only_prev=True)
+
+    def flush_all(self) -> None:
+        while self.carries:
+            self.flush(next(iter(self.carries)))
 
     def label(self, lp: Loop) -> str:
         return f"{lp.kind} loop over {lp.var.upper()}" if lp.var else f"{lp.kind}"
+
+    @functools.cached_property
+    def p_chain(self) -> dict[int, Node]:
+        """Leaf id -> the child of a loop whose single-leaf chain it ends (paired ops)."""
+        out: dict[int, Node] = {}
+        stack: list[Node] = [self.p.root]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, Loop):
+                for ch in n.children:
+                    lf = _chain_leaf(ch)
+                    if lf is not None and lf.partner is not None:
+                        out.setdefault(lf.id, ch)
+                    stack.append(ch)
+        return out
 
     # ------------------------------------------------------------ ops
     def ext(self, leaf: Leaf, ranges: Mapping[str, tuple[int, int]]) -> dict[str, int]:
@@ -174,28 +262,50 @@ class Engine:
                 out[v] = ranges[v][1] if v in ranges else self.p.extent(v)
         return out
 
-    def shape(self, leaf: Leaf, ext: dict[str, int]) -> OpShape:
-        key = (leaf.id, tuple(sorted(ext.items())))
+    def shape(self, leaf: Leaf, ext: dict[str, int], paired: int = 0) -> OpShape:
+        key = (leaf.id, paired, tuple(sorted(ext.items())))
         s = self._shapes.get(key)
         if s is None:
-            s = op_shape(self.p, leaf, ext)
+            s = op_shape(self.p, leaf, ext, paired)
             self._shapes[key] = s
         return s
 
+    def partner_k(self, leaf: Leaf) -> int:
+        k = self._partner_k.get(leaf.id)
+        if k is None:
+            assert leaf.partner is not None
+            arr = self.p.arch.array(leaf.partner.array)
+            k = max(1, op_cycles(arr, leaf.partner.kernel))
+            self._partner_k[leaf.id] = k
+        return k
+
     def leaf(self, leaf: Leaf, coords: tuple[int, ...], ranges: dict[str, tuple[int, int]]) -> None:
+        for v in leaf.guard:
+            lo, n = ranges.get(v, (0, self.p.extent(v)))
+            if lo + n < self.p.extent(v):
+                return  # an at_last op: only at the last iteration of its loop over v
+        if self.carries:
+            for key, c in list(self.carries.items()):
+                if c.loop not in leaf.loops:
+                    self.flush(key)
         ext = self.ext(leaf, ranges)
-        shape = self.shape(leaf, ext)
+        paired = leaf.partner is not None and self.paired.get(leaf.id, False)
+        shape = self.shape(leaf, ext, self.partner_k(leaf) if paired else 0)
         t = self.tpl(shape)
-        link = self.p.arch.link_latency
+        link = self.link
         start = 0
         arr = self.arr[leaf.array]
+        follow = self.lead.pop(leaf.id, None) if paired and not leaf.leads else None
         for s0, t0 in arr:
+            if follow is not None and s0 == follow[0] and t0 is follow[2]:
+                start = max(start, s0 + follow[1])  # one step of the leader, then alternate
+                continue
             start = max(start, s0, s0 + t0.gap_after(t))
-        if leaf.mode == "sequential":
+        if leaf.mode in ("sequential", "tile-serial"):
             start = max(start, self.barrier.get(leaf.group, 0))
         for op in leaf.operands:
             prod = op.producer
-            if prod is None:
+            if prod is None or op.kind == "forward":
                 continue
             common = self.common(leaf, prod)
             prefix = list(coords[:common])
@@ -228,9 +338,13 @@ class Engine:
                 start = max(start, end)
         done = start + t.done
         arr.append((start, t))
+        if paired and leaf.leads and leaf.partner is not None:
+            self.lead[leaf.partner.id] = (start, shape.K - self.partner_k(leaf), t)
         self.last_start[leaf.array] = start
         if leaf.mode == "sequential":
             self.barrier[leaf.group] = max(self.barrier.get(leaf.group, 0), done)
+        elif leaf.mode == "tile-serial":
+            self.epoch_done[leaf.group] = max(self.epoch_done.get(leaf.group, 0), done)
         depth = len(leaf.loops)
         for d in range(depth + 1):
             key = (leaf.id, d, coords[:d])
@@ -272,14 +386,19 @@ class Engine:
             c.add(f"act.{key_arr}.rf_read", points * len(k.reads))
             c.add(f"act.{key_arr}.rf_write", points)
             for op in leaf.operands:
-                if op.kernel == k.name and op.place != "registers":
+                if (
+                    op.kernel == k.name
+                    and op.place not in ("registers", "stream")
+                    and op.kind != "forward"
+                ):
                     words = self.region(op.access, ext, op.access.tensor)
                     c.add("buffer.read_words", words)
-            if (
-                self.p.placement.get(self.p.source_of.get(k.output.tensor, k.output.tensor))
-                != "registers"
-            ):
-                c.add("buffer.write_words", self.region(k.output, ext, k.output.tensor))
+                    c.add(f"buffer.read.{op.tensor}", words)
+            out = self.p.source_of.get(k.output.tensor, k.output.tensor)
+            if self.p.placement.get(out) not in ("registers", "stream"):
+                words = self.region(k.output, ext, k.output.tensor)
+                c.add("buffer.write_words", words)
+                c.add(f"buffer.write.{out}", words)
         if len(self.events) < self.max_events:
             self.events.append(Event(leaf.array, leaf.name, start, start + t.compute_end))
         if self.exact:
@@ -326,7 +445,7 @@ class Engine:
                 c if lp.var in x.key_vars else -1 for c, lp in zip(prefix, x.loops, strict=True)
             )
             last = self.xlast.get(x.id)
-            if last is not None and last[0] == key and not x.spill:
+            if last is not None and last[0] == key and not x.spill and not x.always:
                 owner = last[1]
                 self.xinst[(x.id, prefix)] = owner
                 self.xrec[(x.id, prefix)] = self.xrec.get((x.id, owner), 0)
@@ -346,6 +465,8 @@ class Engine:
             self.xrec[(x.id, prefix)] = end
             self.c.add("dram.read_bytes", nbytes)
             self.c.add(f"dram.{x.tensor}", nbytes)
+            if not x.spill and self.p.placement.get(x.tensor) in ("dram", "buffer"):
+                self.c.add("buffer.fill_words", words * x.fraction)
         else:
             start = self.dram_free
             if x.producer is not None:
@@ -398,6 +519,11 @@ class Engine:
         for g, b in self.barrier.items():
             if b > F:
                 items.append(("b", g, b - F))
+        for g, b in self.epoch_done.items():
+            if b > F:
+                items.append(("B", g, b - F))
+        for ck, c in self.carries.items():
+            items.append(("c", ck, *self._rel_carry(c, lp, pos, e, -1)))
         dead = []
         for (lid, d, pre), rec in self.records.items():
             if rec.end <= F:
@@ -428,6 +554,25 @@ class Engine:
         return frozenset(items), F
 
     @staticmethod
+    def _rel_carry(
+        c: Carry, lp: Loop, pos: int, e: int, sign: int
+    ) -> tuple[tuple[int, ...], tuple[tuple[str, tuple[int, int]], ...], int]:
+        """A carry's coordinates and ranges relative to epoch ``e`` of ``lp`` (sign -1), or
+        shifted by ``-e`` epochs (sign 1 with e negative)."""
+        co = c.coords
+        if len(co) > pos:
+            co = (*co[:pos], co[pos] - e, *co[pos + 1 :])
+        rg = dict(c.ranges)
+        lo = c.lo
+        if lp.var is not None and lp.var in rg:
+            r0, r1 = rg[lp.var]
+            rg[lp.var] = (r0 - e * lp.tile, r1)
+            if c.loop.var == lp.var:
+                lo -= e * lp.tile
+        del sign
+        return co, tuple(sorted(rg.items())), lo
+
+    @staticmethod
     def _rel(pre: tuple[int, ...], pos: int, e: int) -> tuple[int, ...]:
         if len(pre) > pos and pre[pos] >= 0:
             return (*pre[:pos], pre[pos] - e, *pre[pos + 1 :])
@@ -455,6 +600,12 @@ class Engine:
         for g in self.barrier:
             if self.barrier[g] > F:
                 self.barrier[g] += shift_t
+        for g in self.epoch_done:
+            if self.epoch_done[g] > F:
+                self.epoch_done[g] += shift_t
+        for ck, c in list(self.carries.items()):
+            co, rg, lo = self._rel_carry(c, lp, pos, -shift_c, 1)
+            self.carries[ck] = Carry(c.loop, co, dict(rg), c.trips, lo, c.n, c.tile)
 
         def sc(pre: tuple[int, ...]) -> tuple[int, ...]:
             if len(pre) > pos and pre[pos] >= 0:
@@ -479,3 +630,12 @@ class Engine:
         for key, v in list(self.c.values.items()):
             self.c.values[key] = v + q * (v - before.get(key, 0.0))
         self.makespan += shift_t
+
+
+def _chain_leaf(node: Node) -> Leaf | None:
+    """The leaf at the end of a chain of loops with one child each (or the node itself)."""
+    while isinstance(node, Loop):
+        if len(node.children) != 1:
+            return None
+        node = node.children[0]
+    return node if isinstance(node, Leaf) else None

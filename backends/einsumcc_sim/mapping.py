@@ -39,8 +39,9 @@ from einsumcc.ir.nodes import Role, is_var_symbol
 from einsumcc_sim.arch import Arch
 from einsumcc_sim.kernel import Kernel, kernels, matmul_operands
 
-MODES = ("sequential", "pipelined", "interleaved")
-PLACES = ("dram", "buffer", "registers")
+MODES = ("sequential", "pipelined", "interleaved", "tile-serial")
+PLACES = ("dram", "stream", "buffer", "registers")
+FIT = -1  # a loop tile chosen as the largest that fits the global buffer ("P:fit")
 
 
 @dataclass(frozen=True)
@@ -50,15 +51,22 @@ class KernelMap:
     cols: str | None = None  # the lanes on the 1D array
     stream: tuple[str, ...] = ()
     order: tuple[str, ...] = ()  # fold loops, outer → inner (defaults to the space's order)
+    chunks: tuple[tuple[str, int], ...] = ()  # streamed variables taken in chunks ("M:256")
+    at_last: tuple[str, ...] = ()  # run inside these loops, at their last iteration only
 
 
 @dataclass(frozen=True)
 class Group:
     einsums: tuple[str, ...]  # Einsum names (their helpers follow them)
-    loops: tuple[tuple[str, int], ...] = ()  # (variable, tile)
+    loops: tuple[tuple[str, int], ...] = ()  # (variable, tile); tile FIT: fitted to the buffer
     mode: str = "pipelined"
     stages: tuple[tuple[str, int], ...] = ()
     interleave: tuple[tuple[str, ...], ...] = ()
+    # the outer loops that iterate DRAM tiles: buffer-resident tensors hold the tile of the
+    # loops inside them (None: every loop; Timeloop's DRAM level)
+    dram_loops: int | None = None
+    order: tuple[str, ...] = ()  # issue order of the Einsums within an epoch
+    inplace: bool = False  # a result may overwrite a buffer tensor it reads last, pointwise
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,11 @@ class Mapping:
     groups: tuple[Group, ...]
     kernels: tuple[tuple[str, KernelMap], ...]
     placement: tuple[tuple[str, str], ...]
+    # --set overrides of the architecture that hold only under a cost model
+    model_overrides: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def overrides_for(self, model: str) -> tuple[str, ...]:
+        return dict(self.model_overrides).get(model, ())
 
     def kernel(self, name: str) -> KernelMap:
         return dict(self.kernels)[name]
@@ -80,9 +93,17 @@ class Mapping:
         for g in self.groups:
             out.append("[[group]]")
             out.append("einsums = [" + ", ".join(f'"{e}"' for e in g.einsums) + "]")
-            loops = ", ".join(f'"{v.upper()}:{t}"' for v, t in g.loops)
+            loops = ", ".join(
+                f'"{v.upper()}:{"fit" if t == FIT else t}"' for v, t in g.loops
+            )
             out.append(f"loops = [{loops}]")
             out.append(f'mode = "{g.mode}"')
+            if g.dram_loops is not None:
+                out.append(f"dram_loops = {g.dram_loops}")
+            if g.order:
+                out.append("order = [" + ", ".join(f'"{e}"' for e in g.order) + "]")
+            if g.inplace:
+                out.append("inplace = true")
             if g.stages:
                 out.append("stages = { " + ", ".join(f'"{k}" = {s}' for k, s in g.stages) + " }")
             if g.interleave:
@@ -98,12 +119,23 @@ class Mapping:
                 out.append(f'rows = "{m.rows}"')
             if m.cols:
                 out.append(f'{"cols" if m.array == "2d" else "lanes"} = "{m.cols}"')
-            out.append("stream = [" + ", ".join(f'"{v}"' for v in m.stream) + "]")
+            chunk = dict(m.chunks)
+            out.append(
+                "stream = ["
+                + ", ".join(f'"{v}:{chunk[v]}"' if v in chunk else f'"{v}"' for v in m.stream)
+                + "]"
+            )
+            if m.at_last:
+                out.append("at_last = [" + ", ".join(f'"{v.upper()}"' for v in m.at_last) + "]")
             if m.order:
                 out.append("order = [" + ", ".join(f'"{v}"' for v in m.order) + "]")
             out.append("")
         out.append("[tensor]")
         out.extend(f'"{t}" = "{p}"' for t, p in self.placement)
+        for model, sets in self.model_overrides:
+            out.append("")
+            out.append(f"[model.{model}]")
+            out.append("set = [" + ", ".join(f'"{x}"' for x in sets) + "]")
         return "\n".join(out) + "\n"
 
 
@@ -232,10 +264,10 @@ def _loops(cascade: Cascade, raw: Any, where: str, source: str) -> tuple[tuple[s
     for item in raw:
         name, _, tile = str(item).partition(":")
         try:
-            t = int(tile) if tile else 1
+            t = FIT if tile.strip().lower() == "fit" else int(tile) if tile else 1
         except ValueError:
             t = 0
-        if t <= 0:
+        if t == 0 or t < FIT:
             raise EinError.plain(
                 f"{source}: {where}: '{item}': the tile must be a positive integer"
             )
@@ -262,17 +294,22 @@ def mapping_from_dict(
     raw: AbcMapping[str, Any], cascade: Cascade, arch: Arch, source: str
 ) -> Mapping:
     base = default_mapping(cascade, arch)
-    unknown = sorted(set(raw) - {"version", "name", "group", "einsum", "tensor", "arch"})
+    unknown = sorted(
+        set(raw) - {"version", "name", "group", "einsum", "tensor", "arch", "model"}
+    )
     if unknown:
         raise EinError.plain(
             f"{source}: {unknown[0]}: unknown key",
-            hint="keys: version, name, group, einsum, tensor",
+            hint="keys: version, name, group, einsum, tensor, model",
         )
     names = [e.name for e in cascade.einsums]
     groups = []
     for gi, g in enumerate(raw.get("group", [])):
         where = f"group[{gi}]"
-        bad = sorted(set(g) - {"einsums", "loops", "mode", "stages", "interleave"})
+        bad = sorted(
+            set(g)
+            - {"einsums", "loops", "mode", "stages", "interleave", "dram_loops", "order", "inplace"}
+        )
         if bad:
             raise EinError.plain(f"{source}: {where}.{bad[0]}: unknown key")
         members = tuple(g.get("einsums", names))
@@ -294,15 +331,38 @@ def mapping_from_dict(
         inter = tuple(tuple(x) for x in g.get("interleave", []))
         if inter and mode != "interleaved":
             raise EinError.plain(f'{source}: {where}.interleave needs mode = "interleaved"')
+        for pair in inter:
+            if len(pair) != 2 or any(e not in members for e in pair):
+                raise EinError.plain(
+                    f"{source}: {where}.interleave: {list(pair)}: expected two member Einsums"
+                )
         if mode == "sequential" and stages:
             raise EinError.plain(f"{source}: {where}.stages: a sequential group has no stages")
+        loops = _loops(cascade, g.get("loops", []), f"{where}.loops", source)
+        dram_loops = g.get("dram_loops")
+        if dram_loops is not None and (
+            not isinstance(dram_loops, int) or not 0 <= dram_loops <= len(loops)
+        ):
+            raise EinError.plain(
+                f"{source}: {where}.dram_loops: expected a count of outer loops, 0 to {len(loops)}"
+            )
+        order = tuple(g.get("order", ()))
+        for e in order:
+            if e not in members:
+                raise EinError.plain(f"{source}: {where}.order: '{e}' is not a member")
+        inplace = g.get("inplace", False)
+        if not isinstance(inplace, bool):
+            raise EinError.plain(f"{source}: {where}.inplace: expected true or false")
         groups.append(
             Group(
                 members,
-                _loops(cascade, g.get("loops", []), f"{where}.loops", source),
+                loops,
                 mode,
                 tuple(sorted(stages.items())),
                 inter,
+                dram_loops,
+                order,
+                inplace,
             )
         )
     covered = [e for g in groups for e in g.einsums]
@@ -329,18 +389,30 @@ def mapping_from_dict(
         if where not in PLACES:
             raise EinError.plain(f"{source}: tensor.{t}: expected one of {', '.join(PLACES)}")
         placement[t] = where
+    models = raw.get("model", {})
+    overrides = []
+    if not isinstance(models, dict):
+        raise EinError.plain(f"{source}: model: expected tables like [model.artifact]")
+    for model, table in models.items():
+        sets = table.get("set", []) if isinstance(table, dict) else None
+        if not isinstance(sets, list) or any(not isinstance(x, str) for x in sets):
+            raise EinError.plain(
+                f"{source}: model.{model}.set: expected a list of KEY=VALUE strings"
+            )
+        overrides.append((str(model), tuple(sets)))
     return Mapping(
         str(raw.get("name", Path(source).stem)),
         tuple(groups) or base.groups,
         tuple(kmaps.items()),
         tuple(placement.items()),
+        tuple(overrides),
     )
 
 
 def _kernel_map(spec: Any, base: KernelMap, cascade: Cascade, where: str, source: str) -> KernelMap:
     if not isinstance(spec, dict):
         raise EinError.plain(f"{source}: {where}: expected a table")
-    bad = sorted(set(spec) - {"array", "rows", "cols", "lanes", "stream", "order"})
+    bad = sorted(set(spec) - {"array", "rows", "cols", "lanes", "stream", "order", "at_last"})
     if bad:
         raise EinError.plain(f"{source}: {where}.{bad[0]}: unknown key")
     array = spec.get("array", base.array)
@@ -355,8 +427,22 @@ def _kernel_map(spec: Any, base: KernelMap, cascade: Cascade, where: str, source
     if array == "1d":
         out = replace(out, rows=None)
     if "stream" in spec:
+        stream, chunks = [], []
+        for item in spec["stream"]:
+            name, _, tile = str(item).partition(":")
+            v = _var(cascade, name, f"{where}.stream", source)
+            stream.append(v)
+            if tile:
+                if not tile.isdigit() or int(tile) <= 0:
+                    raise EinError.plain(
+                        f"{source}: {where}.stream: '{item}': the chunk must be a positive integer"
+                    )
+                chunks.append((v, int(tile)))
+        out = replace(out, stream=tuple(stream), chunks=tuple(chunks))
+    if "at_last" in spec:
         out = replace(
-            out, stream=tuple(_var(cascade, v, f"{where}.stream", source) for v in spec["stream"])
+            out,
+            at_last=tuple(_var(cascade, v, f"{where}.at_last", source) for v in spec["at_last"]),
         )
     if "order" in spec:
         out = replace(

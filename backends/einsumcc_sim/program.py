@@ -1,21 +1,38 @@
 """Lowering: (cascade, mapping, architecture, dims) → a loop tree of array ops and transfers.
 
 Each group's Einsums share the group's loops: an Einsum sits under the loops over variables
-it has, and two Einsums share a loop instance only when every dependence between them is
-pointwise (or carried) in that loop's variable; otherwise the later one opens a new loop (a
-new pass).  Below the group loops each kernel has *fold loops*: over its spatial variables in
-tiles of the array's rows and columns and over its other non-streamed variables one by one.
-The leaf is one fold: an op on an array (:class:`Leaf`).
+it has (or that it runs ``at_last`` of), and two Einsums share a loop instance only when every
+dependence between them is pointwise (or carried) in that loop's variable; otherwise the later
+one opens a new loop (a new pass).  Below the group loops each kernel has *fold loops*: over
+its spatial variables in tiles of the array's rows and columns, over its chunked streamed
+variables in chunks, and over its other non-streamed variables one by one.  The leaf is one
+fold: an op on an array (:class:`Leaf`).
 
-DRAM transfers (:class:`Xfer`) are placed from the tensors' placement: a DRAM tensor is loaded
-in the body of the innermost loop whose variable indexes it (so it is fetched again only when
-its tile changes), one stage ahead of its consumers (double buffering); DRAM outputs are
-written after the fold or, when a fold loop runs over a reduced variable, after the leaf's
-folds.  Buffer-resident tensors that do not fit spill a fraction of their traffic to DRAM.
+Within an epoch of a loop its children issue in the mapping's ``order`` (default: older
+pipeline stages first, then the cascade's order), loads first; two ``interleave``d Einsums are
+placed side by side and share their array cycle by cycle.
+
+DRAM transfers (:class:`Xfer`) follow the tensors' placement:
+
+* ``stream``: fetched from DRAM by every op that reads it (no on-chip copy; an operand held
+  stationary in the PEs is kept while consecutive ops use the same tile);
+* ``dram``: staged in the global buffer in the body of the innermost loop whose variable
+  indexes it (fetched again when its tile changes); results are written back per fold;
+* ``buffer``: an input staged once per iteration of the group's DRAM-level loops and kept for
+  the loops inside them; an intermediate kept in the buffer; an output accumulated there and
+  written back once per DRAM-level tile;
+* ``registers``: in the PEs (same PEs, or through the 2D → 1D link).
+
+Loads run one stage ahead of their consumers (double buffering).  The global buffer must hold
+the double-buffered staged tiles plus the buffer-resident tensors' live tiles (with
+``inplace``, a result may overwrite a tensor it reads for the last time, pointwise); when it
+cannot, the fraction that does not fit, ``s = 1 - capacity / need``, of every access to the
+kept tensors goes to DRAM instead (spills), and staged inputs are fetched ``1 - s`` times.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,11 +42,12 @@ import sympy
 from einsumcc.diagnostics import EinError
 from einsumcc.ir.bind import Bindings, bind, index_coefficients
 from einsumcc.ir.cascade import Cascade
-from einsumcc.ir.nodes import Access, var_symbol
+from einsumcc.ir.nodes import Access, Role, var_symbol
 from einsumcc_sim.arch import Arch, ArrayArch
 from einsumcc_sim.kernel import Kernel, kernels
-from einsumcc_sim.mapping import Group, KernelMap
+from einsumcc_sim.mapping import FIT, Group, KernelMap
 from einsumcc_sim.mapping import Mapping as SimMapping
+from einsumcc_sim.model import FAITHFUL, ModelOptions
 from einsumcc_sim.template import OpShape
 
 
@@ -45,6 +63,12 @@ class Loop:
     arrays: frozenset[str] = frozenset()
     dram: bool = False
     leaves: tuple[Leaf, ...] = ()
+    group: int = -1
+    dram_level: bool = True  # a group loop over DRAM tiles (outside the buffer's tile)
+    order: list[int] = field(default_factory=list)  # issue order of the children in an epoch
+    carry: bool = False  # a software pipeline that continues into the next run of the loop
+    serial: bool = False  # tile-serial: an epoch starts when the previous one is done
+    last_guard: bool = False  # some op below runs only at this loop's last iteration
 
     def add(self, node: Node, stage: int = 0) -> None:
         self.children.append(node)
@@ -60,7 +84,7 @@ class Operand:
     tensor: str  # after aliases
     place: str
     producer: Leaf | None = None
-    kind: str = "scalar"  # inplace | down | up | scalar | input
+    kind: str = "scalar"  # inplace | down | up | scalar | input | forward
     carried: str | None = None  # loop variable read at the previous iterate
 
 
@@ -79,10 +103,18 @@ class Leaf:
     flows: dict[str, tuple[bool, bool, bool, int]] = field(default_factory=dict)
     out_kind: str = "acc"
     drains: bool = False
+    stage: int = 0
+    guard: tuple[str, ...] = ()  # runs only at the last iteration of these variables' loops
+    partner: Leaf | None = None  # interleaved cycle by cycle with this op
+    leads: bool = False  # issues first of its interleaved pair
 
     @property
     def name(self) -> str:
         return "|".join(k.name for k in self.kernels)
+
+    @property
+    def kernel(self) -> Kernel:
+        return self.kernels[0]
 
 
 @dataclass(eq=False)
@@ -97,6 +129,7 @@ class Xfer:
     consumers: list[Leaf] = field(default_factory=list)
     loops: list[Loop] = field(default_factory=list)
     spill: bool = False
+    always: bool = False  # fetched by every op (a streamed operand with no on-chip copy)
 
 
 Node = Loop | Leaf | Xfer
@@ -117,6 +150,12 @@ class Program:
     buffer_need: int  # bytes of staging + resident tiles
     timing: str
     source_of: dict[str, str]  # alias tensor -> its source tensor
+    model: ModelOptions = FAITHFUL
+    staging_bytes: int = 0
+    resident_bytes: int = 0
+    spilled: frozenset[str] = frozenset()  # tensors whose buffer accesses spill
+    registers_needed: dict[str, int] = field(default_factory=dict)
+    tiles: dict[str, int] = field(default_factory=dict)  # fitted loop tiles
 
     def extent(self, var: str) -> int:
         return self.bindings.extents[self.cascade.var_ranks[var]]
@@ -129,6 +168,22 @@ def _walk(node: Node) -> Iterator[Node]:
             yield from _walk(c)
 
 
+def _single_leaf(node: Node) -> Leaf | None:
+    """The leaf below a chain of loops with one child each."""
+    while isinstance(node, Loop):
+        if len(node.children) != 1:
+            return None
+        node = node.children[0]
+    return node if isinstance(node, Leaf) else None
+
+
+def _first_leaf(node: Node) -> Leaf | None:
+    for n in _walk(node):
+        if isinstance(n, Leaf):
+            return n
+    return None
+
+
 class _Lowering:
     def __init__(
         self,
@@ -137,12 +192,14 @@ class _Lowering:
         mapping: SimMapping,
         dims: Mapping[str, int],
         timing: str,
+        model: ModelOptions,
     ) -> None:
         self.c = cascade
         self.arch = arch
         self.m = mapping
         self.b = bind(cascade, dims)
         self.timing = timing
+        self.model = model
         self.ks = {k.name: k for k in kernels(cascade)}
         self.place = dict(mapping.placement)
         self.source: dict[str, str] = {}
@@ -152,6 +209,7 @@ class _Lowering:
         self.leaves: list[Leaf] = []
         self.xfers: list[Xfer] = []
         self.producer_leaf: dict[str, Leaf] = {}
+        self.tensor_names = {t.name for t in cascade.tensors}
 
     def src(self, tensor: str) -> str:
         while tensor in self.source:
@@ -160,6 +218,9 @@ class _Lowering:
 
     def ext(self, var: str) -> int:
         return self.b.extents[self.c.var_ranks[var]]
+
+    def role(self, tensor: str) -> Role | None:
+        return self.c.tensor(tensor).role if tensor in self.tensor_names else None
 
     # ------------------------------------------------------------ validation
     def check_map(self, k: Kernel, m: KernelMap) -> None:
@@ -192,6 +253,12 @@ class _Lowering:
                     f"{where}: rank {v.upper()} is both spatial and streamed",
                     hint="a rank is spatial on one array dimension or temporal, not both",
                 )
+        for v in m.at_last:
+            if v in k.space:
+                raise EinError.plain(
+                    f"{where}: at_last = {v.upper()}, a rank {k.name} iterates itself",
+                    hint="at_last names a loop the Einsum lacks, e.g. the recurrence's M1",
+                )
         if (
             m.rows is not None
             and m.rows in k.reduced
@@ -205,9 +272,12 @@ class _Lowering:
     # ------------------------------------------------------------ tree
     def pointwise(self, consumer: Kernel, producer_tensor: str, var: str) -> bool:
         """Every read of ``producer_tensor`` by ``consumer`` is at the same ``var`` (or the
-        previous iterate of a recurrence over it)."""
+        previous iterate of a recurrence over it, or, for an ``at_last`` consumer, the final
+        iterate)."""
         p = self.ks.get(producer_tensor)
         if p is None:
+            return True
+        if var in self.m.kernel(consumer.name).at_last:
             return True
         pos = [i for i, ix in enumerate(p.output.indices) if var_symbol(var) in ix.free_symbols]
         for acc in consumer.reads:
@@ -226,92 +296,79 @@ class _Lowering:
     def build(self) -> Loop:
         root = Loop(None, 1, "root")
         for gi, g in enumerate(self.m.groups):
-            body = Loop(None, 1, "group")
+            body = Loop(None, 1, "group", group=gi)
             root.add(body)
             self.build_group(gi, g, body)
         return root
 
-    def group_kernels(self, g: Group) -> list[list[Kernel]]:
-        """Kernels of the group in order, interleaved ones fused into one entry."""
-        fused: dict[str, tuple[str, ...]] = {}
-        for grp in g.interleave:
-            for e in grp:
-                fused[e] = grp
-        out: list[list[Kernel]] = []
-        seen: set[str] = set()
-        for k in self.ks.values():
-            if k.origin not in g.einsums or k.alias or k.name in seen:
-                continue
-            if k.name in fused:
-                members = [self.ks[n] for n in fused[k.name]]
-                seen.update(m.name for m in members)
-                out.append(members)
-            else:
-                seen.add(k.name)
-                out.append([k])
-        return out
+    def group_kernels(self, g: Group) -> list[Kernel]:
+        return [k for k in self.ks.values() if k.origin in g.einsums and not k.alias]
 
     def build_group(self, gi: int, g: Group, body: Loop) -> None:
         stage_of = dict(g.stages)
         open_: list[Loop] = []
         members_under: dict[int, list[Kernel]] = {}
-        for ks in self.group_kernels(g):
-            maps = tuple(self.m.kernel(k.name) for k in ks)
-            for k, m in zip(ks, maps, strict=True):
-                self.check_map(k, m)
-            arrays = {m.array for m in maps}
-            if len(arrays) != 1:
-                raise EinError.plain(
-                    f"interleaved {', '.join(k.name for k in ks)} are mapped to different arrays"
-                )
-            want = [(v, t) for v, t in g.loops if all(v in k.space for k in ks)]
+        ndram = len(g.loops) if g.dram_loops is None else g.dram_loops
+        dram_keys = set(g.loops[:ndram])
+        for k in self.group_kernels(g):
+            m = self.m.kernel(k.name)
+            self.check_map(k, m)
+            space = set(k.space) | set(m.at_last)
+            want = [(v, t) for v, t in g.loops if v in space]
             keep = 0
             while keep < len(open_) and keep < len(want):
                 lp = open_[keep]
                 if (lp.var, lp.tile) != want[keep]:
                     break
                 under = members_under.get(id(lp), [])
-                if not all(
-                    self.pointwise(k, p.output.tensor, want[keep][0]) for k in ks for p in under
-                ):
+                if not all(self.pointwise(k, p.output.tensor, want[keep][0]) for p in under):
                     break
                 keep += 1
             open_ = open_[:keep]
+            stage = stage_of.get(k.origin, 0)
             for v, t in want[keep:]:
-                lp = Loop(v, t, "group")
+                lp = Loop(v, t, "group", group=gi, dram_level=(v, t) in dram_keys)
                 parent = open_[-1] if open_ else body
-                parent.add(lp, self.stage(stage_of, ks))
+                parent.add(lp, stage)
                 open_.append(lp)
             for lp in open_:
-                members_under.setdefault(id(lp), []).extend(ks)
+                members_under.setdefault(id(lp), []).append(k)
             parent = open_[-1] if open_ else body
-            leaf = Leaf(len(self.leaves), tuple(ks), maps, maps[0].array, gi, g.mode)
+            leaf = Leaf(len(self.leaves), (k,), (m,), m.array, gi, g.mode, stage=stage)
+            leaf.guard = m.at_last
             self.leaves.append(leaf)
-            for k in ks:
-                self.producer_leaf[k.name] = leaf
-            self.attach_folds(leaf, parent, self.stage(stage_of, ks))
+            self.producer_leaf[k.name] = leaf
+            self.attach_folds(leaf, parent, stage)
+        for a, b in g.interleave:
+            self.pair(g, a, b)
 
-    @staticmethod
-    def stage(stage_of: dict[str, int], ks: list[Kernel]) -> int:
-        return max(stage_of.get(k.origin, 0) for k in ks)
+    def pair(self, g: Group, a: str, b: str) -> None:
+        la, lb = self.producer_leaf.get(a), self.producer_leaf.get(b)
+        if la is None or lb is None:
+            raise EinError.plain(f"interleave: {a} and {b} must be Einsums with work")
+        if la.array != lb.array:
+            raise EinError.plain(
+                f"interleaved {a} and {b} are mapped to different arrays",
+                hint="interleave two Einsums of the same array",
+            )
+        la.partner, lb.partner = lb, la
 
     def attach_folds(self, leaf: Leaf, parent: Loop, stage: int) -> None:
-        k, m = leaf.kernels[0], leaf.maps[0]
+        k, m = leaf.kernel, leaf.maps[0]
         arr = self.arch.array(leaf.array)
-        fold_vars = [v for v in (m.order or k.space) if v not in m.stream]
-        fold_vars += [v for v in k.space if v not in m.stream and v not in fold_vars]
-        for other, om in zip(leaf.kernels[1:], leaf.maps[1:], strict=True):
-            ov = {v for v in other.space if v not in om.stream}
-            if ov != set(fold_vars) or (om.rows, om.cols) != (m.rows, m.cols):
-                raise EinError.plain(
-                    f"interleaved {k.name} and {other.name} need the same spatial ranks and "
-                    "the same non-streamed ranks"
-                )
+        chunk = dict(m.chunks)
+        fold_vars = [v for v in (m.order or k.space) if v not in m.stream or v in chunk]
+        fold_vars += [
+            v for v in k.space if (v not in m.stream or v in chunk) and v not in fold_vars
+        ]
         node = parent
         st = stage
         for v in fold_vars:
-            tile = arr.rows if v == m.rows else arr.cols if v == m.cols else 1
-            lp = Loop(v, tile, "fold")
+            if v in chunk:
+                tile = chunk[v]
+            else:
+                tile = arr.rows if v == m.rows else arr.cols if v == m.cols else 1
+            lp = Loop(v, tile, "fold", group=leaf.group)
             node.add(lp, st)
             node, st = lp, 0
         node.add(leaf, st)
@@ -336,7 +393,7 @@ class _Lowering:
         return n
 
     def region_words(self, acc: Access, ext: Mapping[str, int], tensor: str) -> int:
-        t = self.c.tensor(tensor) if tensor in {x.name for x in self.c.tensors} else None
+        t = self.c.tensor(tensor) if tensor in self.tensor_names else None
         total = 1
         for pos, ix in enumerate(acc.indices):
             coeffs, _ = index_coefficients(ix, self.b.extents)
@@ -349,8 +406,7 @@ class _Lowering:
         return total
 
     def itemsize(self, tensor: str) -> int:
-        names = {x.name for x in self.c.tensors}
-        if tensor in names:
+        if tensor in self.tensor_names:
             return self.c.tensor(tensor).dtype.itemsize
         return self.ks[tensor].itemsize
 
@@ -367,11 +423,14 @@ class _Lowering:
                     else:
                         op.producer = prod
                         op.carried = self.carried(k, acc, tensor)
-                        op.kind = self.link_kind(leaf, prod, place, tensor, k)
+                        if prod is leaf.partner and op.carried is None:
+                            op.kind = "forward"  # from the partner's registers, same PEs
+                        else:
+                            op.kind = self.link_kind(leaf, prod, place, tensor, k)
                     leaf.operands.append(op)
 
     def carried(self, k: Kernel, acc: Access, tensor: str) -> str | None:
-        t = self.c.tensor(tensor) if tensor in {x.name for x in self.c.tensors} else None
+        t = self.c.tensor(tensor) if tensor in self.tensor_names else None
         p = self.ks.get(tensor)
         if t is None or p is None or t.iterative_position is None:
             return None
@@ -384,14 +443,9 @@ class _Lowering:
     def link_kind(self, leaf: Leaf, prod: Leaf, place: str, tensor: str, k: Kernel) -> str:
         if place != "registers":
             return "scalar"
-        pm = (
-            prod.maps[[p.name for p in prod.kernels].index(tensor)]
-            if tensor in [p.name for p in prod.kernels]
-            else prod.maps[0]
-        )
-        qm = leaf.maps[[x.name for x in leaf.kernels].index(k.name)]
+        pm = prod.maps[0]
+        qm = leaf.maps[0]
         where = f"{tensor} is placed in registers"
-        shared = [lp for lp in leaf.loops if lp in prod.loops and lp.kind == "group"]
         folds = [lp for lp in (leaf.loops + prod.loops) if lp.kind == "fold"]
         for lp in folds:
             local = self.local_extent(
@@ -404,7 +458,6 @@ class _Lowering:
                     hint=f"add a loop over {lp.var.upper()} with a tile that fits the array, "
                     f"or place {tensor} in the buffer",
                 )
-        del shared
         if prod.array == leaf.array:
             if (pm.rows, pm.cols) != (qm.rows, qm.cols):
                 raise EinError.plain(
@@ -429,7 +482,7 @@ class _Lowering:
             for k, m in zip(leaf.kernels, leaf.maps, strict=True):
                 stream = set(m.stream)
                 for op in leaf.operands:
-                    if op.kernel != k.name or op.place == "registers":
+                    if op.kernel != k.name or op.place == "registers" or op.kind == "forward":
                         continue
                     vs = op.access.variables
                     has_s = bool(vs & stream)
@@ -451,7 +504,7 @@ class _Lowering:
                     out_kind, b = "right", 1
             leaf.flows = {"edge": (left, top, bool(load), 0)}
             leaf.out_kind = out_kind
-            out_place = self.place.get(self.src(leaf.kernels[0].output.tensor), "buffer")
+            out_place = self.place.get(self.src(leaf.kernel.output.tensor), "buffer")
             leaf.drains = out_kind == "acc" and out_place != "registers" and leaf.array == "2d"
             leaf.skew = (a if leaf.array == "2d" else 0, b)
         # a leaf that only reads what another left in its PEs follows that op's wavefront
@@ -467,108 +520,77 @@ class _Lowering:
                 leaf.skew = (a if leaf.array == "2d" else 0, b)
 
     # ------------------------------------------------------------ transfers
-    def transfers(self, root: Loop) -> tuple[float, int]:
-        staging = 0
-        loads: dict[tuple[str, int], Xfer] = {}
+    def dram_loops_of(self, leaf: Leaf) -> list[Loop]:
+        return [lp for lp in leaf.loops if lp.kind == "group" and lp.dram_level]
+
+    def load_level(self, leaf: Leaf, op: Operand, root: Loop) -> tuple[Loop, bool]:
+        """Where a DRAM read of ``op`` goes, and whether every op fetches it anew."""
+        idx_vars = op.access.variables
+        if op.place == "stream":
+            parent = leaf.loops[-1] if leaf.loops else self.group_body(root, leaf)
+            m = leaf.maps[[k.name for k in leaf.kernels].index(op.kernel)]
+            stationary = not (idx_vars & set(m.stream))
+            return parent, not stationary
+        candidates = leaf.loops if op.place == "dram" else self.dram_loops_of(leaf)
+        level: Loop | None = None
+        for lp in candidates:
+            if lp.var is not None and lp.var in idx_vars:
+                level = lp
+        return (level if level is not None else self.group_body(root, leaf)), False
+
+    def transfers(self, root: Loop) -> None:
+        loads: dict[tuple[str, int, bool], Xfer] = {}
         for leaf in self.leaves:
             for op in leaf.operands:
-                if op.place == "registers":
+                if op.place == "registers" or op.kind == "forward":
                     continue
                 is_input = op.producer is None
                 if op.place == "buffer" and not is_input:
                     continue
                 k = self.ks[op.kernel]
-                idx_vars = op.access.variables
-                level: Loop | None = None
-                if op.place == "dram":
-                    for lp in leaf.loops:
-                        if lp.var is not None and lp.var in idx_vars:
-                            level = lp
-                body = level if level is not None else self.group_body(root, leaf)
-                key = (op.tensor, id(body))
+                body, always = self.load_level(leaf, op, root)
+                key = (op.tensor, id(body), always)
                 x = loads.get(key)
-                if x is None:
-                    x = Xfer(len(self.xfers), op.tensor, False, [], frozenset(idx_vars))
+                if x is None or always:
+                    x = Xfer(len(self.xfers), op.tensor, False, [], frozenset(op.access.variables))
+                    x.always = always
                     self.xfers.append(x)
                     loads[key] = x
-                    self.insert_load(body, x)
+                    self.insert_load(body, x, before=leaf if always else None)
                 x.accesses.append((k, op.access))
                 x.consumers.append(leaf)
                 leaf.loads.append(x)
         self.finish(root)
-        for x in self.xfers:
-            staging += 2 * self.xfer_bytes(x, x.loops)
         # writes of DRAM-resident results
         for leaf in self.leaves:
             for k in leaf.kernels:
                 tensor = self.src(k.output.tensor)
-                if self.place.get(tensor, "buffer") != "dram":
-                    continue
-                x = Xfer(len(self.xfers), tensor, True, [(k, k.output)], frozenset(), producer=leaf)
-                self.xfers.append(x)
-                self.insert_write(leaf, x)
-        self.finish(root)
-        for x in self.xfers:
-            if x.write:
-                staging += 2 * self.xfer_bytes(x, x.loops)
-        # buffer-resident intermediates
-        resident = 0
-        res_tensors: list[tuple[str, Leaf, int]] = []
-        for t, place in self.place.items():
-            prod = self.producer_leaf.get(t)
-            if place != "buffer" or prod is None:
-                continue
-            users = [lf for lf in self.leaves if any(o.tensor == t for o in lf.operands)]
-            common = [lp for lp in prod.loops if all(lp in u.loops for u in users)]
-            ext = {v: self.local_extent(common, v) for v in self.ks[t].space}
-            nbytes = self.region_words(self.ks[t].output, ext, t) * self.itemsize(t)
-            resident += nbytes
-            res_tensors.append((t, prod, nbytes))
-        cap = self.arch.buffer.bytes
-        if staging > cap:
-            raise EinError.plain(
-                f"the double-buffered DRAM tiles need {staging} bytes, more than the "
-                f"{cap}-byte global buffer of {self.arch.name}",
-                hint="add loops with smaller tiles to the mapping, or --set buffer.bytes=...",
-            )
-        spill = 0.0
-        if resident > cap - staging:
-            spill = 1.0 - (cap - staging) / resident
-        if spill > 0:
-            for t, prod, _ in res_tensors:
-                k = self.ks[t]
-                w = Xfer(len(self.xfers), t, True, [(k, k.output)], frozenset(), spill, prod)
-                w.spill = True
-                self.xfers.append(w)
-                self.insert_write(prod, w)
-                for leaf in self.leaves:
-                    ops = [o for o in leaf.operands if o.tensor == t]
-                    if not ops:
-                        continue
-                    r = Xfer(
-                        len(self.xfers),
-                        t,
-                        False,
-                        [(self.ks[ops[0].kernel], ops[0].access)],
-                        frozenset(),
-                        spill,
+                place = self.place.get(tensor, "buffer")
+                if place in ("dram", "stream"):
+                    x = Xfer(
+                        len(self.xfers), tensor, True, [(k, k.output)], frozenset(), producer=leaf
                     )
-                    r.spill = True
-                    r.consumers.append(leaf)
-                    self.xfers.append(r)
-                    leaf.loads.append(r)
-                    parent, idx = self.parent_of(root, leaf)
-                    parent.children.insert(idx, r)
-                    parent.stages.insert(idx, parent.stages[idx])
-            self.finish(root)
-        return spill, staging + min(resident, max(0, cap - staging))
+                    self.xfers.append(x)
+                    self.insert_write(leaf, x)
+                elif place == "buffer" and self.role(tensor) == Role.OUTPUT:
+                    x = Xfer(
+                        len(self.xfers), tensor, True, [(k, k.output)], frozenset(), producer=leaf
+                    )
+                    self.xfers.append(x)
+                    self.insert_dram_write(root, leaf, x)
+        self.finish(root)
 
     def group_body(self, root: Loop, leaf: Leaf) -> Loop:
         body = root.children[leaf.group]
         assert isinstance(body, Loop)
         return body
 
-    def insert_load(self, body: Loop, x: Xfer) -> None:
+    def insert_load(self, body: Loop, x: Xfer, before: Leaf | None = None) -> None:
+        if before is not None and before in body.children:
+            idx = body.children.index(before)
+            body.children.insert(idx, x)
+            body.stages.insert(idx, body.stages[idx])
+            return
         if not any(isinstance(c, Xfer) and not c.write for c in body.children):
             body.stages = [s + 1 for s in body.stages]
         body.children.insert(0, x)
@@ -584,7 +606,7 @@ class _Lowering:
 
     def insert_write(self, leaf: Leaf, x: Xfer) -> None:
         folds = [lp for lp in leaf.loops if lp.kind == "fold"]
-        k = leaf.kernels[0]
+        k = leaf.kernel
         reduced_fold = [lp for lp in folds if lp.var in k.reduced]
         # after the outermost fold loop that reduces: the output tile is final there
         target: Node = reduced_fold[0] if reduced_fold else leaf
@@ -592,29 +614,304 @@ class _Lowering:
         parent.children.insert(idx + 1, x)
         parent.stages.insert(idx + 1, parent.stages[idx])
 
-    def xfer_bytes(self, x: Xfer, loops: list[Loop]) -> int:
+    def insert_dram_write(self, root: Loop, leaf: Leaf, x: Xfer) -> None:
+        """A buffer-kept output goes back to DRAM once per DRAM-level tile: after the body
+        of the innermost DRAM-level loop indexing it, at its last stage."""
+        out_vars = leaf.kernel.output.variables
+        level: Loop | None = None
+        for lp in self.dram_loops_of(leaf):
+            if lp.var in out_vars:
+                level = lp
+        body = level if level is not None else self.group_body(root, leaf)
+        body.add(x, max(body.stages, default=0))
+
+    def xfer_bytes(self, x: Xfer) -> int:
         words = 0
         for k, acc in x.accesses:
-            ext = {v: self.local_extent(loops + self.inner_loops(x), v) for v in k.space}
+            ext = {v: self.local_extent(x.loops, v) for v in k.space}
             words = max(words, self.region_words(acc, ext, acc.tensor))
         return math.ceil(words * self.itemsize(x.tensor) * x.fraction)
 
-    def inner_loops(self, x: Xfer) -> list[Loop]:
-        return []
+    # ------------------------------------------------------------ the buffer
+    def footprint(self, tensor: str, leaf: Leaf) -> int:
+        """Bytes of a buffer-kept tensor: its tile over the loops inside the DRAM level."""
+        k = self.ks[tensor]
+        dram = self.dram_loops_of(leaf)
+        ext = {v: self.local_extent(dram, v) for v in k.space}
+        return self.region_words(k.output, ext, tensor) * self.itemsize(tensor)
 
+    def resident(self) -> tuple[int, list[str]]:
+        """Peak bytes of the buffer-kept intermediates (a live range per tensor, from its
+        producer to its last reader in the group's order; with ``inplace`` a result takes over
+        the storage of a same-shaped tensor it reads for the last time)."""
+        kept = [
+            t
+            for t, place in self.place.items()
+            if place == "buffer" and t in self.producer_leaf and self.role(t) != Role.OUTPUT
+        ]
+        order = {lf.id: i for i, lf in enumerate(self.leaves)}
+        last: dict[str, int] = {}
+        for lf in self.leaves:
+            for op in lf.operands:
+                if op.tensor in kept and op.kind != "forward":
+                    last[op.tensor] = max(last.get(op.tensor, -1), order[lf.id])
+        size = {t: self.footprint(t, self.producer_leaf[t]) for t in kept}
+        storage: dict[str, str] = {}
+        for t in kept:
+            storage[t] = t
+            prod = self.producer_leaf[t]
+            g = self.m.groups[prod.group]
+            if not g.inplace:
+                continue
+            pk = self.ks[t]
+            for op in prod.operands:
+                u = op.tensor
+                if (
+                    u in kept
+                    and u != t
+                    and last.get(u) == order[prod.id]
+                    and self.ks[u].output.variables == pk.output.variables
+                ):
+                    storage[t] = storage[u]
+                    break
+        peak = 0
+        for i in range(len(self.leaves)):
+            live: dict[str, int] = {}
+            for t in kept:
+                born = order[self.producer_leaf[t].id]
+                if born <= i <= max(last.get(t, born), born):
+                    s = storage[t]
+                    live[s] = max(live.get(s, 0), size[t])
+            peak = max(peak, sum(live.values()))
+        return peak, kept
+
+    def spills(self, root: Loop, kept: list[str], s: float) -> None:
+        """The fraction ``s`` of every access to a kept tensor goes to DRAM."""
+        staged_inputs = {
+            t for t, p in self.place.items() if p == "buffer" and t not in self.producer_leaf
+        }
+        for x in self.xfers:
+            if not x.write and x.tensor in staged_inputs:
+                x.fraction = 1.0 - s  # what would be spilled again is not fetched
+            if x.write and self.place.get(x.tensor) == "buffer":
+                x.fraction = 1.0 - s
+        eligible = set(kept) | staged_inputs
+        for t in self.place:
+            if self.place[t] == "buffer" and self.role(t) == Role.OUTPUT:
+                eligible.add(t)
+        for leaf in list(self.leaves):
+            for k in leaf.kernels:
+                t = self.src(k.output.tensor)
+                if t in eligible and t in self.producer_leaf:
+                    w = Xfer(len(self.xfers), t, True, [(k, k.output)], frozenset(), s, leaf)
+                    w.spill = True
+                    self.xfers.append(w)
+                    self.insert_write(leaf, w)
+            ops = [o for o in leaf.operands if o.tensor in eligible and o.kind == "scalar"]
+            ops += [
+                o
+                for o in leaf.operands
+                if o.tensor in staged_inputs and o.kind == "input" and o.place == "buffer"
+            ]
+            for o in ops:
+                r = Xfer(len(self.xfers), o.tensor, False, [(self.ks[o.kernel], o.access)],
+                         frozenset(), s)  # fmt: skip
+                r.spill = True
+                r.consumers.append(leaf)
+                self.xfers.append(r)
+                leaf.loads.append(r)
+                parent, idx = self.parent_of(root, leaf)
+                parent.children.insert(idx, r)
+                parent.stages.insert(idx, parent.stages[idx])
+        self.finish(root)
+
+    def registers(self) -> dict[str, int]:
+        """Register words per PE: a tile kept in registers from its producer to its last
+        reader on the same PEs, once per pipeline stage in flight."""
+        need: dict[str, int] = {"2d": 0, "1d": 0}
+        owner: dict[str, str] = {}
+        for leaf in self.leaves:
+            for k in leaf.kernels:
+                t = self.src(k.output.tensor)
+                if self.place.get(t) != "registers":
+                    continue
+                readers = [
+                    lf
+                    for lf in self.leaves
+                    if any(o.tensor == t and o.kind in ("inplace", "down", "up") for o in lf.operands)
+                ]
+                if not readers:
+                    continue
+                # pointwise in place over a tensor this op reads for the last time: no new word
+                over = [
+                    o.tensor
+                    for o in leaf.operands
+                    if o.kind == "inplace"
+                    and self.ks.get(o.tensor) is not None
+                    and self.ks[o.tensor].output.variables == k.output.variables
+                ]
+                span = max(r.stage for r in readers) - leaf.stage + 1
+                where = readers[0].array if leaf.array == "2d" and readers else leaf.array
+                if any(r.array == leaf.array for r in readers):
+                    where = leaf.array
+                if over and owner.get(over[0]) == where:
+                    continue
+                owner[t] = where
+                need[where] = need.get(where, 0) + max(1, span)
+        return need
+
+    # ------------------------------------------------------------ epochs
+    def orders(self, root: Loop) -> None:
+        """The issue order of every loop's children: loads first, then the group's order
+        (default: older stages first, then the cascade's order); interleaved pairs adjacent."""
+        for node in _walk(root):
+            if not isinstance(node, Loop):
+                continue
+            n = len(node.children)
+            units: list[list[int]] = []
+            for i, ch in enumerate(node.children):
+                if isinstance(ch, Xfer) and ch.write and units:
+                    units[-1].append(i)
+                else:
+                    units.append([i])
+            g = self.m.groups[node.group] if node.group >= 0 else None
+            rank = {e: r for r, e in enumerate(g.order)} if g is not None else {}
+
+            def key(u: list[int]) -> tuple[int, int, int]:
+                ch = node.children[u[0]]
+                if isinstance(ch, Xfer) and not ch.write and not ch.spill:
+                    return (0, 0, u[0])
+                lf = _first_leaf(ch)
+                st = node.stages[u[0]]
+                if lf is not None and lf.kernel.origin in rank:
+                    return (1, rank[lf.kernel.origin], u[0])
+                return (1 if not rank else 2, -st, u[0])
+
+            units.sort(key=key)
+            # interleaved pairs: the later one right after the earlier one
+            for u in list(units):
+                lf = _single_leaf(node.children[u[0]])
+                if lf is None or lf.partner is None:
+                    continue
+                pu = next(
+                    (v for v in units if _single_leaf(node.children[v[0]]) is lf.partner), None
+                )
+                if pu is None:
+                    continue
+                iu, ip = units.index(u), units.index(pu)
+                if ip > iu + 1:
+                    units.insert(iu + 1, units.pop(ip))
+                lf.leads = units.index(u) < units.index(pu)
+                lf.partner.leads = not lf.leads
+            node.order = [i for u in units for i in u]
+            assert sorted(node.order) == list(range(n))
+
+    def check_stages(self) -> None:
+        """A consumer never runs before its producer: stages and the issue order agree."""
+        for leaf in self.leaves:
+            for op in leaf.operands:
+                p = op.producer
+                if p is None or p is leaf or p.group != leaf.group:
+                    continue
+                common = [lp for lp in leaf.loops if lp in p.loops and lp.kind == "group"]
+                if not common:
+                    continue
+                inner = common[-1]
+                d = 1 if op.carried is not None and op.carried == inner.var else 0
+                if op.carried is not None and op.carried != inner.var:
+                    continue
+                if p.stage > leaf.stage + d:
+                    raise EinError.plain(
+                        f"{leaf.name} (stage {leaf.stage}) reads {op.tensor} from {p.name} "
+                        f"(stage {p.stage}), which runs later",
+                        hint=f"give {p.name} a stage at most {leaf.stage + d}",
+                    )
+                if p.stage == leaf.stage + d and op.kind != "forward":
+                    pi, ci = self.position(inner, p), self.position(inner, leaf)
+                    if pi is not None and ci is not None and pi > ci:
+                        raise EinError.plain(
+                            f"{leaf.name} reads {op.tensor} from {p.name} in the same epoch, "
+                            "but issues before it",
+                            hint=f"list {p.kernel.origin} before {leaf.kernel.origin} in the "
+                            "group's order, or give it an earlier stage",
+                        )
+
+    @staticmethod
+    def position(lp: Loop, leaf: Leaf) -> int | None:
+        for pos, i in enumerate(lp.order):
+            ch = lp.children[i]
+            if any(n is leaf for n in _walk(ch)):
+                return pos
+        return None
+
+    def mark(self, root: Loop) -> None:
+        for node in _walk(root):
+            if not isinstance(node, Loop):
+                continue
+            leaves = tuple(n for n in _walk(node) if isinstance(n, Leaf))
+            node.leaves = leaves
+            node.arrays = frozenset(lf.array for lf in leaves)
+            node.dram = any(isinstance(n, Xfer) for n in _walk(node))
+            if node.kind == "group" and node.var is not None:
+                g = self.m.groups[node.group]
+                node.carry = g.mode != "sequential" and max(node.stages, default=0) > 0
+                node.serial = g.mode == "tile-serial" and any(
+                    isinstance(c, Loop) and c.kind == "fold" or isinstance(c, Leaf)
+                    for c in node.children
+                )
+                node.last_guard = any(node.var in lf.guard for lf in leaves)
+        for leaf in self.leaves:
+            if leaf.partner is not None:
+                for lp in leaf.loops:
+                    if lp.kind == "fold" and math.ceil(self.ext(lp.var or "") / lp.tile) > 1:
+                        local = self.local_extent(
+                            [x for x in leaf.loops if x.kind == "group"], lp.var or ""
+                        )
+                        if math.ceil(local / lp.tile) > 1:
+                            raise EinError.plain(
+                                f"interleaved {leaf.name} spans {math.ceil(local / lp.tile)} "
+                                f"folds of {lp.var.upper() if lp.var else '?'} per iteration",
+                                hint="interleave ops of one fold: add a group loop with the "
+                                "array's tile",
+                            )
+
+    # ------------------------------------------------------------ lowering
     def lower(self) -> Program:
         root = self.build()
         self.root = root
         self.finish(root)
         self.operands()
         self.flows()
-        spill, need = self.transfers(root)
-        for node in _walk(root):
-            if isinstance(node, Loop):
-                leaves = tuple(n for n in _walk(node) if isinstance(n, Leaf))
-                node.leaves = leaves
-                node.arrays = frozenset(lf.array for lf in leaves)
-                node.dram = any(isinstance(n, Xfer) for n in _walk(node))
+        self.transfers(root)
+        self.orders(root)
+        self.check_stages()
+        staging = sum(2 * self.xfer_bytes(x) for x in self.xfers)
+        cap = self.arch.buffer.bytes
+        if staging > cap:
+            raise EinError.plain(
+                f"the double-buffered DRAM tiles need {staging} bytes, more than the "
+                f"{cap}-byte global buffer of {self.arch.name}",
+                hint="add loops with smaller tiles to the mapping, or --set buffer.bytes=...",
+            )
+        resident, kept = self.resident()
+        need = staging + resident
+        spill = 0.0
+        if need > cap:
+            spill = 1.0 - cap / need
+            self.spills(root, kept, spill)
+            self.orders(root)
+        self.mark(root)
+        regs = self.registers()
+        for arr, words in regs.items():
+            arch_arr = self.arch.array2d if arr == "2d" else self.arch.array1d
+            if arch_arr is not None and words > arch_arr.registers:
+                raise EinError.plain(
+                    f"the {arr.upper()} PEs would hold {words} words in registers (tiles in "
+                    f"flight across pipeline stages), more than their {arch_arr.registers}",
+                    hint="use fewer pipeline stages, place a tensor in the buffer, or "
+                    f"--set array{arr}.registers=...",
+                )
+        spilled = frozenset(kept) if spill > 0 else frozenset()
         return Program(
             self.c,
             self.arch,
@@ -626,9 +923,14 @@ class _Lowering:
             self.ks,
             self.place,
             spill,
-            need,
+            min(need, cap) if spill else need,
             self.timing,
             self.source,
+            self.model,
+            staging,
+            resident,
+            spilled,
+            regs,
         )
 
     root: Loop
@@ -640,26 +942,101 @@ def lower(
     mapping: SimMapping,
     dims: Mapping[str, int],
     timing: str = "default",
+    model: ModelOptions = FAITHFUL,
 ) -> Program:
-    """The program a mapping makes of a cascade on an architecture at these dims."""
-    return _Lowering(cascade, arch, mapping, dims, timing).lower()
+    """The program a mapping makes of a cascade on an architecture at these dims.
+
+    A loop tile written ``fit`` becomes the largest tile (a divisor count of the inner tile)
+    with which the buffer holds every staged and kept tile without spilling.
+    """
+    if model.dram_bandwidth is not None:
+        arch = dataclasses.replace(arch, dram_bandwidth=model.dram_bandwidth)
+    if model.name != "faithful" and timing != "default":
+        raise EinError.plain(f"--timing {timing} needs --model faithful")
+    fits = [
+        (gi, li) for gi, g in enumerate(mapping.groups) for li, (_, t) in enumerate(g.loops)
+        if t == FIT
+    ]  # fmt: skip
+    if not fits:
+        return _Lowering(cascade, arch, mapping, dims, timing, model).lower()
+    return _fit(cascade, arch, mapping, dims, timing, model, fits)
+
+
+def _fit(
+    cascade: Cascade,
+    arch: Arch,
+    mapping: SimMapping,
+    dims: Mapping[str, int],
+    timing: str,
+    model: ModelOptions,
+    fits: list[tuple[int, int]],
+) -> Program:
+    b = bind(cascade, dims)
+    choices: list[list[int]] = []
+    for gi, li in fits:
+        g = mapping.groups[gi]
+        var = g.loops[li][0]
+        n = b.extents[cascade.var_ranks[var]]
+        inner = [t for v, t in g.loops[li + 1 :] if v == var and t > 0]
+        unit = inner[0] if inner else 1
+        count = -(-n // unit)
+        choices.append([unit * d for d in sorted(_divisors(count), reverse=True)])
+    best: Program | None = None
+    for combo in _combos(choices):
+        groups = list(mapping.groups)
+        for (gi, li), tile in zip(fits, combo, strict=True):
+            g = groups[gi]
+            loops = list(g.loops)
+            loops[li] = (loops[li][0], tile)
+            groups[gi] = dataclasses.replace(g, loops=tuple(loops))
+        m = dataclasses.replace(mapping, groups=tuple(groups))
+        try:
+            prog = _Lowering(cascade, arch, m, dims, timing, model).lower()
+        except EinError:
+            continue
+        best = prog if best is None else best
+        if prog.spill_fraction == 0:
+            prog.tiles = {
+                f"{mapping.groups[gi].loops[li][0].upper()}": t
+                for (gi, li), t in zip(fits, combo, strict=True)
+            }
+            return prog
+    if best is None:
+        raise EinError.plain(
+            "no tile fits the global buffer", hint="--set buffer.bytes=... or smaller tiles"
+        )
+    return best
+
+
+def _divisors(n: int) -> list[int]:
+    out = set()
+    for i in range(1, math.isqrt(n) + 1):
+        if n % i == 0:
+            out.update((i, n // i))
+    return sorted(out)
+
+
+def _combos(choices: list[list[int]]) -> Iterator[tuple[int, ...]]:
+    if not choices:
+        yield ()
+        return
+    for x in choices[0]:
+        for rest in _combos(choices[1:]):
+            yield (x, *rest)
 
 
 def op_cycles(arr: ArrayArch, k: Kernel) -> int:
-    """Cycles a PE of ``arr`` spends on one point of ``k``: its ops one after another."""
-    total = 0
-    for o, n in k.ops:
-        cost = arr.op(o)
-        if cost is not None:
-            total += n * cost.cycles
-    return total
+    """Cycles a PE of ``arr`` spends on one point of ``k``."""
+    return arr.point_cycles(k.ops)
 
 
-def op_shape(prog: Program, leaf: Leaf, ext: Mapping[str, int]) -> OpShape:
-    """The shape of one fold of ``leaf`` at the local extents ``ext``."""
+def op_shape(prog: Program, leaf: Leaf, ext: Mapping[str, int], paired: int = 0) -> OpShape:
+    """The shape of one fold of ``leaf`` at the local extents ``ext``; ``paired`` is the
+    per-step cycles of an interleaved partner sharing the PEs cycle by cycle."""
     arch = prog.arch
+    model = prog.model
     arr = arch.array(leaf.array)
-    k0, m0 = leaf.kernels[0], leaf.maps[0]
+    k0, m0 = leaf.kernel, leaf.maps[0]
     R, C = (arr.rows, arr.cols)
     u_r = ext[m0.rows] if m0.rows is not None else 1
     u_c = ext[m0.cols] if m0.cols is not None else 1
@@ -669,17 +1046,20 @@ def op_shape(prog: Program, leaf: Leaf, ext: Mapping[str, int]) -> OpShape:
         t = math.prod(ext[v] for v in m.stream)
         T = max(T, t)
         K += op_cycles(arr, k) or 1
+    K += paired
     left, top, load, _ = leaf.flows["edge"]
     scalesim = prog.timing == "scalesim"
     a, b = leaf.skew
+    if not model.skew:
+        a = b = 0
     L = 0
-    if load:
+    if load and model.loads:
         L = R if scalesim else u_r
     drain = 0
-    if leaf.drains:
+    if leaf.drains and model.drains:
         out_stream = math.prod(ext[v] for v in m0.stream if v in k0.output.variables)
         drain = u_r * out_stream
-    if not scalesim:
+    if not scalesim and model.ports:
         word = max(1, k0.itemsize)
         rd = arch.buffer.words_per_cycle(word, write=False)
         wr = arch.buffer.words_per_cycle(word, write=True)
@@ -687,8 +1067,11 @@ def op_shape(prog: Program, leaf: Leaf, ext: Mapping[str, int]) -> OpShape:
         K = max(K, -(-per_step // rd) if per_step else 0)
         if leaf.out_kind == "down":
             K = max(K, -(-u_c // wr))
-        if load:
+        if load and model.loads:
             L = max(L, -(-(u_r * u_c) // rd))
+    exit_ = 0
+    if model.hop == 0 and leaf.out_kind == "down" and T == 1 and model.reduce != "hops":
+        exit_ = R  # the artifact's drain: a one-step reduction leaves after R cycles
     return OpShape(
         leaf.array,
         R if leaf.array == "2d" else 1,
@@ -705,4 +1088,6 @@ def op_shape(prog: Program, leaf: Leaf, ext: Mapping[str, int]) -> OpShape:
         scalesim,
         left,
         top,
+        model.hop if not scalesim else 1,
+        exit_,
     )

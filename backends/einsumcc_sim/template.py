@@ -48,6 +48,8 @@ class OpShape:
     scalesim: bool = False  # SCALE-Sim accounting: folds padded to R x C, done at the last MAC
     left: bool = False  # an operand streams from the left edge
     top: bool = False  # an operand streams from the top edge
+    hop: int = 1  # cycles per PE hop; 0: operands and partial sums cross the array at once
+    exit: int = 0  # hop == 0: cycles for a reduction's results to leave the array
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,14 @@ class Affine:
         self.ready = Aff(self.compute_end, 0, 0, 1, uc)  # column j's results available
         if s.scalesim:
             pass
+        elif s.hop == 0 and s.out in ("down", "right"):
+            # no hop latency: the results leave ``exit`` cycles after the last step
+            hi = s.L + s.T * s.K + s.exit
+            lo = s.L + s.K + s.exit - 1
+            if s.out == "down":
+                self.bottom = (Aff(lo, 0, 0, 1, uc), Aff(hi, 0, 0, 1, uc))
+            self.ready = Aff(hi, 0, 0, 1, uc)
+            done = hi
         elif s.out == "down":
             lo = s.L + (s.R - 1) + s.K
             hi = s.L + (s.R - 1) + s.T * s.K + 1
@@ -155,6 +165,8 @@ class Exact:
     """
 
     def __init__(self, s: OpShape) -> None:
+        if s.hop != 1:
+            raise ValueError("the exact templates model one hop per cycle (the faithful model)")
         self.s = s
         ur, uc = s.u_r, s.u_c
         self.fire = exact_fire(s, ur, uc)
