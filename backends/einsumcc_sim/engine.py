@@ -94,7 +94,9 @@ class Engine:
         self.link = prog.arch.link_latency if prog.model.link else 0
         self.arr: dict[str, deque[tuple[int, Any]]] = {"2d": deque(maxlen=2), "1d": deque(maxlen=2)}
         self.last_start: dict[str, int] = {}
-        self.dram_free = 0
+        self.dram_free = 0  # the read queue: a load starts after the previous one ends
+        self.write_free = 0  # the write queue, likewise
+        self.busy: list[tuple[int, int]] = []  # the channel's reserved spans after the queues
         self.records: dict[tuple[int, int, tuple[int, ...]], Rec] = {}
         self.xrec: dict[tuple[int, tuple[int, ...]], int] = {}  # load instance -> end
         self.xrel: dict[tuple[int, tuple[int, ...]], int] = {}  # load instance -> release
@@ -104,7 +106,7 @@ class Engine:
         self.written: dict[str, int] = {}
         self.barrier: dict[int, int] = {}
         self.epoch_done: dict[int, int] = {}  # tile-serial groups: the latest done so far
-        self.carries: dict[int, Carry] = {}
+        self.carries: dict[int, list[tuple[Carry, int]]] = {}
         self.paired: dict[int, bool] = {}  # leaf id -> its partner issues in this epoch too
         self.lead: dict[int, tuple[int, int, Any]] = {}  # follower id -> leader (start, K, tpl)
         self.c = Counters()
@@ -159,10 +161,13 @@ class Engine:
         trips = max(1, -(-n // tile))
         smin, smax = min(lp.stages, default=0), max(lp.stages, default=0)
         full = trips if n % tile == 0 else trips - 1
-        carry = self.carries.pop(id(lp), None) if lp.carry else None
+        here = Carry(lp, coords, ranges, trips, lo, n, tile)
         if lp.carry:
+            runs = self.carries.pop(id(lp), [])
+            runs.append((here, 0))
             end, reg_hi = trips, full
         else:
+            runs = [(here, 0)]
             end, reg_hi = trips + smax, full + smin
         if lp.last_guard:
             reg_hi = min(reg_hi, trips - 1)
@@ -170,7 +175,6 @@ class Engine:
         history: dict[Any, tuple[int, int, dict[str, float]]] = {}
         e = 0
         checks = 0
-        here = Carry(lp, coords, ranges, trips, lo, n, tile)
         while e < end:
             if not self.exact and reg_lo <= e < reg_hi and reg_hi - e > 2 and checks < 64:
                 snap = self.snapshot(lp, coords, e)
@@ -190,33 +194,37 @@ class Engine:
                             checks = 64
                             continue
                     history[key] = (e, F, dict(self.c.values))
-            self.epoch(lp, e, here, carry)
+            self.epoch(lp, e, runs)
             e += 1
         if lp.carry:
-            self.carries[id(lp)] = here
+            # the pipeline goes on in the loop's next run: keep the runs with instances left
+            kept = [(c, off - trips) for c, off in runs if off - trips + c.trips > -smax]
+            if kept:
+                self.carries[id(lp)] = kept
 
-    def epoch(self, lp: Loop, e: int, here: Carry, prev: Carry | None, only_prev: bool = False) -> None:
-        """Issue epoch ``e`` of a run of ``lp``: child ``i`` with stage ``s`` runs iteration
-        ``e - s`` of this run, or of the previous run (``prev``) when that is negative."""
+    def epoch(self, lp: Loop, e: int, runs: list[tuple[Carry, int]]) -> None:
+        """Issue epoch ``e`` of ``lp``'s pipeline: child ``i`` with stage ``s`` runs
+        instance ``e - s`` of the stream of runs (``runs``: each run and the epoch, relative
+        to this run, at which its first instance issued)."""
         todo: list[tuple[Node, Carry, int]] = []
         for i in lp.order:
             child, st = lp.children[i], lp.stages[i]
             it = e - st
-            if only_prev:
-                if 0 <= it < here.trips:
-                    todo.append((child, here, it))
-            elif 0 <= it < here.trips:
-                todo.append((child, here, it))
-            elif it < 0 and prev is not None and 0 <= prev.trips + it < prev.trips:
-                todo.append((child, prev, prev.trips + it))
+            for run, off in reversed(runs):
+                if off <= it < off + run.trips:
+                    todo.append((child, run, it - off))
+                    break
+                if it >= off:
+                    break
         if lp.serial:
             self.barrier[lp.group] = self.epoch_done.get(lp.group, 0)
-        present = {id(ch) for ch, _, _ in todo}
-        for ch, _, _ in todo:
-            lf = _chain_leaf(ch)
-            if lf is not None and lf.partner is not None:
-                pch = self.p_chain.get(lf.partner.id)
-                self.paired[lf.id] = pch is not None and id(pch) in present
+        if lp.pairs:
+            present = {id(ch) for ch, _, _ in todo}
+            for ch, _, _ in todo:
+                lf = _chain_leaf(ch)
+                if lf is not None and lf.partner is not None:
+                    pch = self.p_chain.get(lf.partner.id)
+                    self.paired[lf.id] = pch is not None and id(pch) in present
         for child, run, it in todo:
             sub = run.ranges
             if lp.var is not None:
@@ -225,16 +233,19 @@ class Engine:
             self.node(child, run.coords if lp.kind == "root" else (*run.coords, it), sub)
 
     def flush(self, key: int) -> None:
-        c = self.carries.pop(key, None)
-        if c is None:
+        runs = self.carries.pop(key, None)
+        if not runs:
             return
-        smax = max(c.loop.stages, default=0)
-        for e in range(c.trips, c.trips + smax):
-            self.epoch(c.loop, e, c, None, only_prev=True)
+        lp = runs[0][0].loop
+        smax = max(lp.stages, default=0)
+        for e in range(smax):
+            self.epoch(lp, e, runs)
 
     def flush_all(self) -> None:
+        """Drain every pipeline, outer loops first (their runs go on in inner ones)."""
         while self.carries:
-            self.flush(next(iter(self.carries)))
+            key = min(self.carries, key=lambda k: self.carries[k][0][0].loop.depth)
+            self.flush(key)
 
     def label(self, lp: Loop) -> str:
         return f"{lp.kind} loop over {lp.var.upper()}" if lp.var else f"{lp.kind}"
@@ -285,8 +296,8 @@ class Engine:
             if lo + n < self.p.extent(v):
                 return  # an at_last op: only at the last iteration of its loop over v
         if self.carries:
-            for key, c in list(self.carries.items()):
-                if c.loop not in leaf.loops:
+            for key, runs in list(self.carries.items()):
+                if runs[0][0].loop not in leaf.loops:
                     self.flush(key)
         ext = self.ext(leaf, ranges)
         paired = leaf.partner is not None and self.paired.get(leaf.id, False)
@@ -325,6 +336,8 @@ class Engine:
                     continue
                 if op.kind == "inplace":
                     need = t.need_inplace(rec.tpl)
+                elif op.streamed:
+                    need = t.need_streamed(rec.tpl, link)
                 else:
                     need = t.need_from_columns(rec.tpl.ready, link)
                 start = max(start, rec.start + need)
@@ -432,6 +445,10 @@ class Engine:
 
     # ------------------------------------------------------------ transfers
     def xfer(self, x: Xfer, coords: tuple[int, ...], ranges: dict[str, tuple[int, int]]) -> None:
+        for v in x.guard:
+            lo, n = ranges.get(v, (0, self.p.extent(v)))
+            if lo + n < self.p.extent(v):
+                return
         prefix = coords[: len(x.loops)]
         ext: dict[str, int] = {}
         for k, _ in x.accesses:
@@ -450,16 +467,17 @@ class Engine:
                 self.xinst[(x.id, prefix)] = owner
                 self.xrec[(x.id, prefix)] = self.xrec.get((x.id, owner), 0)
                 return
-            start = self.dram_free
+            start = max(self.dram_free, self.issued())
             hist = self.xhist.setdefault(x.id, deque(maxlen=2))
             if len(hist) == 2:
                 start = max(start, self.xrel.get((x.id, hist[0]), NEG))
             if x.tensor in self.written:
                 start = max(start, self.written[x.tensor])
             cycles = 0 if scalesim else self.p.arch.dram_cycles(nbytes)
-            end = start + cycles
             if not scalesim:
-                self.dram_free = end
+                start = self.reserve(start, cycles)
+                self.dram_free = start + cycles
+            end = start + cycles
             hist.append(prefix)
             self.xlast[x.id] = (key, prefix)
             self.xrec[(x.id, prefix)] = end
@@ -468,15 +486,16 @@ class Engine:
             if not x.spill and self.p.placement.get(x.tensor) in ("dram", "buffer"):
                 self.c.add("buffer.fill_words", words * x.fraction)
         else:
-            start = self.dram_free
+            start = max(self.write_free, self.issued())
             if x.producer is not None:
                 rec = self.records.get((x.producer.id, len(x.loops), prefix))
                 if rec is not None:
                     start = max(start, rec.end)
             cycles = 0 if scalesim else self.p.arch.dram_cycles(nbytes)
-            end = start + cycles
             if not scalesim:
-                self.dram_free = end
+                start = self.reserve(start, cycles)
+                self.write_free = start + cycles
+            end = start + cycles
             self.written[x.tensor] = max(self.written.get(x.tensor, NEG), end)
             self.c.add("dram.write_bytes", nbytes)
             self.c.add(f"dram.{x.tensor}", nbytes)
@@ -489,6 +508,34 @@ class Engine:
             if self.exact:
                 self.dram_spans.append((start, end))
 
+    def issued(self) -> int:
+        """The time the program has reached: a transfer is issued when the arrays have issued
+        everything before it (no earlier than the latest op start on the slower array)."""
+        return min(self.last_start.values()) if self.last_start else 0
+
+    def reserve(self, ready: int, cycles: int) -> int:
+        """The earliest start at or after ``ready`` at which the DRAM channel is free for
+        ``cycles`` (reads and writes queue separately and share the channel)."""
+        floor = min(self.dram_free, self.write_free, ready)
+        busy = [(a, b) for a, b in self.busy if b > floor]
+        start = ready
+        for a, b in busy:
+            if start + cycles <= a:
+                break
+            start = max(start, b)
+        if cycles:
+            busy.append((start, start + cycles))
+            busy.sort()
+            merged: list[tuple[int, int]] = []
+            for a, b in busy:
+                if merged and a <= merged[-1][1]:
+                    merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+                else:
+                    merged.append((a, b))
+            busy = merged
+        self.busy = busy
+        return start
+
     def _itemsize(self, tensor: str) -> int:
         names = {t.name for t in self.p.cascade.tensors}
         if tensor in names:
@@ -500,8 +547,8 @@ class Engine:
         ts = [self.last_start[a] for a in lp.arrays if a in self.last_start]
         if len(ts) < len(lp.arrays):
             return None
-        if lp.dram and self.p.timing != "scalesim":
-            ts.append(self.dram_free)
+        if not ts and lp.dram and self.p.timing != "scalesim":
+            ts.append(max(self.dram_free, self.write_free))
         return min(ts) if ts else None
 
     def snapshot(self, lp: Loop, coords: tuple[int, ...], e: int) -> tuple[Any, int] | None:
@@ -515,15 +562,17 @@ class Engine:
             for s0, t0 in self.arr[a]:
                 items.append(("a", a, s0 - F, t0.s))
         if lp.dram and self.p.timing != "scalesim":
-            items.append(("d", self.dram_free - F))
+            items.append(("d", max(self.dram_free - F, 0), max(self.write_free - F, 0)))
+            items.append(("D", tuple((max(a, F) - F, b - F) for a, b in self.busy if b > F)))
         for g, b in self.barrier.items():
             if b > F:
                 items.append(("b", g, b - F))
         for g, b in self.epoch_done.items():
             if b > F:
                 items.append(("B", g, b - F))
-        for ck, c in self.carries.items():
-            items.append(("c", ck, *self._rel_carry(c, lp, pos, e, -1)))
+        for ck, runs in self.carries.items():
+            for c, off in runs:
+                items.append(("c", ck, off, c.trips, c.n, *self._rel_carry(c, lp, pos, e, -1)))
         dead = []
         for (lid, d, pre), rec in self.records.items():
             if rec.end <= F:
@@ -596,16 +645,21 @@ class Engine:
             self.arr[a] = deque(((s0 + shift_t, t0) for s0, t0 in self.arr[a]), maxlen=2)
             self.last_start[a] += shift_t
         if lp.dram and self.p.timing != "scalesim":
-            self.dram_free += shift_t
+            self.dram_free = max(self.dram_free, F) + shift_t
+            self.write_free = max(self.write_free, F) + shift_t
+            self.busy = [(max(a, F) + shift_t, b + shift_t) for a, b in self.busy if b > F]
         for g in self.barrier:
             if self.barrier[g] > F:
                 self.barrier[g] += shift_t
         for g in self.epoch_done:
             if self.epoch_done[g] > F:
                 self.epoch_done[g] += shift_t
-        for ck, c in list(self.carries.items()):
-            co, rg, lo = self._rel_carry(c, lp, pos, -shift_c, 1)
-            self.carries[ck] = Carry(c.loop, co, dict(rg), c.trips, lo, c.n, c.tile)
+        for ck, runs in list(self.carries.items()):
+            moved = []
+            for c, off in runs:
+                co, rg, lo = self._rel_carry(c, lp, pos, -shift_c, 1)
+                moved.append((Carry(c.loop, co, dict(rg), c.trips, lo, c.n, c.tile), off))
+            self.carries[ck] = moved
 
         def sc(pre: tuple[int, ...]) -> tuple[int, ...]:
             if len(pre) > pos and pre[pos] >= 0:
@@ -633,9 +687,11 @@ class Engine:
 
 
 def _chain_leaf(node: Node) -> Leaf | None:
-    """The leaf at the end of a chain of loops with one child each (or the node itself)."""
+    """The leaf at the end of a chain of loops with one child each besides transfers (or the
+    node itself)."""
     while isinstance(node, Loop):
-        if len(node.children) != 1:
+        ops = [c for c in node.children if not isinstance(c, Xfer)]
+        if len(ops) != 1:
             return None
-        node = node.children[0]
+        node = ops[0]
     return node if isinstance(node, Leaf) else None

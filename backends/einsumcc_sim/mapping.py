@@ -26,10 +26,12 @@ loops.  Per tensor: where it lives, ``dram``, ``buffer`` or ``registers``.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping as AbcMapping
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -275,19 +277,94 @@ def _loops(cascade: Cascade, raw: Any, where: str, source: str) -> tuple[tuple[s
     return tuple(out)
 
 
-def load_mapping(spec: str | Path, cascade: Cascade, arch: Arch) -> Mapping:
-    """A mapping file, completed by the default mapping for whatever it leaves out."""
+MAPPING_PRESETS = ("unfused", "flat", "flat-offchip", "fusemax-cascade", "fusemax-arch", "fusemax")
+
+
+def mapping_text(name: str) -> str:
+    return (
+        resources.files("einsumcc_sim.presets")
+        .joinpath("mappings", f"{name}.toml")
+        .read_text("utf-8")
+    )
+
+
+def load_mapping(
+    spec: str | Path,
+    cascade: Cascade,
+    arch: Arch,
+    params: AbcMapping[str, object] | None = None,
+) -> Mapping:
+    """A mapping preset by name or a mapping file, completed by the default mapping for
+    whatever it leaves out.
+
+    A file may declare ``[params]`` with default values; ``"${name}"`` in any string is
+    replaced by the parameter (a whole-string reference keeps the parameter's type).  The
+    parameters ``rows``, ``cols`` (the 2D array) and ``lanes`` (the 1D array) always exist.
+    """
     if str(spec) == "default":
         return default_mapping(cascade, arch)
-    path = Path(spec)
-    if not path.is_file():
-        raise EinError.plain(f"--mapping {spec}: no such file", hint="or use --mapping default")
-    source = str(path)
+    if isinstance(spec, str) and spec in MAPPING_PRESETS:
+        source, text = f"<mapping {spec}>", mapping_text(spec)
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise EinError.plain(
+                f"--mapping {spec}: no such preset or file",
+                hint="presets: default, " + ", ".join(MAPPING_PRESETS),
+            )
+        source, text = str(path), path.read_text("utf-8")
     try:
-        raw = tomllib.loads(path.read_text("utf-8"))
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise EinError.plain(f"{source}: invalid TOML: {exc}") from None
+    raw = substitute_params(raw, arch, params or {}, source)
     return mapping_from_dict(raw, cascade, arch, source)
+
+
+def substitute_params(
+    raw: dict[str, Any], arch: Arch, params: AbcMapping[str, object], source: str
+) -> dict[str, Any]:
+    defaults = raw.pop("params", {})
+    if not isinstance(defaults, dict):
+        raise EinError.plain(f"{source}: params: expected a table of default values")
+    values: dict[str, object] = {
+        "rows": arch.array2d.rows,
+        "cols": arch.array2d.cols,
+        "lanes": arch.array1d.cols if arch.array1d is not None else arch.array2d.cols,
+    }
+    values.update(defaults)
+    unknown = sorted(set(params) - set(values))
+    if unknown:
+        raise EinError.plain(
+            f"{source}: no parameter '{unknown[0]}'",
+            hint="parameters: " + ", ".join(sorted(values)),
+        )
+    values.update(params)
+    pattern = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+    def sub(x: Any) -> Any:
+        if isinstance(x, str):
+            whole = pattern.fullmatch(x)
+            if whole:
+                return value(whole.group(1))
+            return pattern.sub(lambda mt: str(value(mt.group(1))), x)
+        if isinstance(x, list):
+            return [sub(y) for y in x]
+        if isinstance(x, dict):
+            return {k: sub(v) for k, v in x.items()}
+        return x
+
+    def value(name: str) -> object:
+        if name not in values:
+            raise EinError.plain(
+                f"{source}: '${{{name}}}' names no parameter",
+                hint="parameters: " + ", ".join(sorted(values)),
+            )
+        return values[name]
+
+    out = sub(raw)
+    assert isinstance(out, dict)
+    return out
 
 
 def mapping_from_dict(

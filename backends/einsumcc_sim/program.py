@@ -69,6 +69,7 @@ class Loop:
     carry: bool = False  # a software pipeline that continues into the next run of the loop
     serial: bool = False  # tile-serial: an epoch starts when the previous one is done
     last_guard: bool = False  # some op below runs only at this loop's last iteration
+    pairs: bool = False  # interleaved partners issue among this loop's children
 
     def add(self, node: Node, stage: int = 0) -> None:
         self.children.append(node)
@@ -86,6 +87,7 @@ class Operand:
     producer: Leaf | None = None
     kind: str = "scalar"  # inplace | down | up | scalar | input | forward
     carried: str | None = None  # loop variable read at the previous iterate
+    streamed: bool = False  # read step by step as the producer's reduction streams out
 
 
 @dataclass(eq=False)
@@ -130,6 +132,7 @@ class Xfer:
     loops: list[Loop] = field(default_factory=list)
     spill: bool = False
     always: bool = False  # fetched by every op (a streamed operand with no on-chip copy)
+    guard: tuple[str, ...] = ()  # moves only at the last iteration of these loops (at_last)
 
 
 Node = Loop | Leaf | Xfer
@@ -169,11 +172,12 @@ def _walk(node: Node) -> Iterator[Node]:
 
 
 def _single_leaf(node: Node) -> Leaf | None:
-    """The leaf below a chain of loops with one child each."""
+    """The leaf below a chain of loops with one child each besides transfers."""
     while isinstance(node, Loop):
-        if len(node.children) != 1:
+        ops = [c for c in node.children if not isinstance(c, Xfer)]
+        if len(ops) != 1:
             return None
-        node = node.children[0]
+        node = ops[0]
     return node if isinstance(node, Leaf) else None
 
 
@@ -295,6 +299,7 @@ class _Lowering:
 
     def build(self) -> Loop:
         root = Loop(None, 1, "root")
+        self.root_ = root
         for gi, g in enumerate(self.m.groups):
             body = Loop(None, 1, "group", group=gi)
             root.add(body)
@@ -353,6 +358,21 @@ class _Lowering:
             )
         la.partner, lb.partner = lb, la
 
+    def ancestors(self, loop: Loop) -> list[Loop]:
+        """``loop`` and the loops above it (the tree is being built: search from the root)."""
+        path: list[Loop] = []
+
+        def find(node: Node, trail: list[Loop]) -> bool:
+            if node is loop:
+                path.extend([*trail, loop])
+                return True
+            if isinstance(node, Loop):
+                return any(find(c, [*trail, node]) for c in node.children)
+            return False
+
+        find(self.root_, [])
+        return path
+
     def attach_folds(self, leaf: Leaf, parent: Loop, stage: int) -> None:
         k, m = leaf.kernel, leaf.maps[0]
         arr = self.arch.array(leaf.array)
@@ -361,9 +381,16 @@ class _Lowering:
         fold_vars += [
             v for v in k.space if (v not in m.stream or v in chunk) and v not in fold_vars
         ]
+        fixed = {
+            lp.var
+            for lp in self.ancestors(parent)
+            if lp.kind == "group" and lp.tile == 1 and lp.var is not None
+        }
         node = parent
         st = stage
         for v in fold_vars:
+            if v in fixed and v not in chunk and v not in (m.rows, m.cols):
+                continue  # one value per iteration of a group loop already
             if v in chunk:
                 tile = chunk[v]
             else:
@@ -427,6 +454,10 @@ class _Lowering:
                             op.kind = "forward"  # from the partner's registers, same PEs
                         else:
                             op.kind = self.link_kind(leaf, prod, place, tensor, k)
+                        if op.kind == "down":
+                            pm, qm = prod.maps[0], leaf.maps[0]
+                            shared = set(pm.stream) & set(qm.stream) & acc.variables
+                            op.streamed = bool(shared & prod.kernel.output.variables)
                     leaf.operands.append(op)
 
     def carried(self, k: Kernel, acc: Access, tensor: str) -> str | None:
@@ -579,6 +610,13 @@ class _Lowering:
                     self.xfers.append(x)
                     self.insert_dram_write(root, leaf, x)
         self.finish(root)
+
+    def guard_xfers(self) -> None:
+        for x in self.xfers:
+            owners = [x.producer] if x.write and x.producer is not None else x.consumers
+            guards = {g for lf in owners if lf is not None for g in lf.guard}
+            if guards and all(lf.guard for lf in owners if lf is not None):
+                x.guard = tuple(sorted(guards))
 
     def group_body(self, root: Loop, leaf: Leaf) -> Loop:
         body = root.children[leaf.group]
@@ -803,6 +841,7 @@ class _Lowering:
                     units.insert(iu + 1, units.pop(ip))
                 lf.leads = units.index(u) < units.index(pu)
                 lf.partner.leads = not lf.leads
+                node.pairs = True
             node.order = [i for u in units for i in u]
             assert sorted(node.order) == list(range(n))
 
@@ -893,12 +932,14 @@ class _Lowering:
                 f"{cap}-byte global buffer of {self.arch.name}",
                 hint="add loops with smaller tiles to the mapping, or --set buffer.bytes=...",
             )
+        self.guard_xfers()
         resident, kept = self.resident()
         need = staging + resident
         spill = 0.0
         if need > cap:
             spill = 1.0 - cap / need
             self.spills(root, kept, spill)
+            self.guard_xfers()
             self.orders(root)
         self.mark(root)
         regs = self.registers()

@@ -87,14 +87,14 @@ class Affine:
         done = self.compute_end
         self.bottom: tuple[Aff, Aff] | None = None
         self.ready = Aff(self.compute_end, 0, 0, 1, uc)  # column j's results available
+        self.out_first: Aff | None = None  # column j's first result (a streamed reduction)
         if s.scalesim:
             pass
         elif s.hop == 0 and s.out in ("down", "right"):
             # no hop latency: the results leave ``exit`` cycles after the last step
+            # (ports are not modeled there: no bottom-port windows)
             hi = s.L + s.T * s.K + s.exit
-            lo = s.L + s.K + s.exit - 1
-            if s.out == "down":
-                self.bottom = (Aff(lo, 0, 0, 1, uc), Aff(hi, 0, 0, 1, uc))
+            self.out_first = Aff(s.L + s.K + s.exit, 0, 0, 1, uc)
             self.ready = Aff(hi, 0, 0, 1, uc)
             done = hi
         elif s.out == "down":
@@ -102,6 +102,7 @@ class Affine:
             hi = s.L + (s.R - 1) + s.T * s.K + 1
             self.bottom = (Aff(lo, 0, s.b, 1, uc), Aff(hi, 0, s.b, 1, uc))
             self.ready = Aff(hi, 0, s.b, 1, uc)
+            self.out_first = Aff(lo + 1, 0, s.b, 1, uc)
             done = _aff_max(self.ready)
         elif s.out == "right":
             done = s.L + s.a * (ur - 1) + (s.C - 1) + s.T * s.K + 1
@@ -135,6 +136,15 @@ class Affine:
         """Column j's values, available at ``ready(j) + link``, feed this op's column/lane j."""
         mine = Aff(self.first.c0, 0, self.first.cj, 1, self.first.nj)
         return aff_maxdiff(Aff(ready.c0 + link, 0, ready.cj, 1, ready.nj), mine)
+
+    def need_streamed(self, producer: Affine, link: int) -> int:
+        """This op's step s reads the producer's step-s result from the bottom of column j
+        (a streamed reduction consumed as it leaves the array)."""
+        p = producer
+        if p.out_first is None or p.s.T != self.s.T:
+            return self.need_from_columns(p.ready, link)
+        lag = max(0, (self.s.T - 1) * (p.s.K - self.s.K))
+        return self.need_from_columns(p.out_first, link) + lag
 
     def busy_profile(self) -> np.ndarray:
         raise NotImplementedError
@@ -179,6 +189,7 @@ class Exact:
             # idle rows and columns before the fold ends
             self.compute_end += s.a * (s.R - ur) + s.b * (s.C - uc)
         self.bottom: tuple[np.ndarray, np.ndarray] | None = None
+        self.exits: np.ndarray | None = None
         done = self.compute_end
         self.ready = np.full((1, uc), self.compute_end, dtype=np.int64)
         if s.scalesim:
@@ -186,6 +197,7 @@ class Exact:
         elif s.out == "down":
             # the last used row's sums, forwarded through the unused rows below it
             exits = self.fire[ur - 1, :, :].astype(np.int64) + s.K + (s.R - ur)
+            self.exits = exits + 1  # [j, s]: column j's step-s sum has left the array
             self.bottom = (exits[None, :, 0], exits[None, :, -1] + 1)
             self.ready = exits[None, :, -1] + 1
             done = int(self.ready.max())
@@ -223,6 +235,14 @@ class Exact:
 
     def need_from_columns(self, ready: np.ndarray, link: int) -> int:
         return grid_maxdiff(ready + link, self.first[:1, :])
+
+    def need_streamed(self, producer: Exact, link: int) -> int:
+        p = producer
+        if p.exits is None or p.s.T != self.s.T:
+            return self.need_from_columns(p.ready, link)
+        mine = self.fire[:1, :, :].astype(np.int64)
+        n = min(mine.shape[1], p.exits.shape[0])
+        return int(np.max(p.exits[:n, :].T[None, :, :] + link - mine[:, :n, :].transpose(0, 2, 1)))
 
     @functools.cached_property
     def profile(self) -> np.ndarray:
