@@ -357,7 +357,10 @@ class Engine:
         if leaf.mode == "sequential":
             self.barrier[leaf.group] = max(self.barrier.get(leaf.group, 0), done)
         elif leaf.mode == "tile-serial":
-            self.epoch_done[leaf.group] = max(self.epoch_done.get(leaf.group, 0), done)
+            # the next tile waits for these PEs to finish computing; results still leaving
+            # the array are waited for by their consumers only
+            busy = start + t.compute_end
+            self.epoch_done[leaf.group] = max(self.epoch_done.get(leaf.group, 0), busy)
         depth = len(leaf.loops)
         for d in range(depth + 1):
             key = (leaf.id, d, coords[:d])
@@ -382,8 +385,8 @@ class Engine:
         c = self.c
         pes = s.u_r * s.u_c
         key_arr = "array2d" if leaf.array == "2d" else "array1d"
-        for k, m in zip(leaf.kernels, leaf.maps, strict=True):
-            steps = math.prod(ext[v] for v in m.stream)
+        for k, _m in zip(leaf.kernels, leaf.maps, strict=True):
+            steps = s.T
             kc = op_cycles(arr, k)
             points = pes * steps
             c.add(f"busy.{k.name}", steps * max(kc, 1))

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import sympy
 
+from einsumcc.diagnostics import EinError
 from einsumcc.ir.bind import ARITH, BINARY, UNARY, eval_constant, index_coefficients
 from einsumcc.ir.cascade import Cascade
 from einsumcc.ir.nodes import (
@@ -186,6 +187,11 @@ class _Functional:
         s: OpShape,
         fire: np.ndarray,
     ) -> None:
+        if any(v in (m.rows, m.cols) for v in m.stream):
+            raise EinError.plain(
+                f"functional mode: {k.name} maps a rank both spatially and in its stream",
+                hint="simulate it without --functional, or map the rank to one of them",
+            )
         loc = {v: ranges.get(v, (0, self.ext[self.c.var_ranks[v]])) for v in k.space}
         steps = 1
         for v in m.stream:

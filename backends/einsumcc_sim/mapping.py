@@ -55,6 +55,7 @@ class KernelMap:
     order: tuple[str, ...] = ()  # fold loops, outer → inner (defaults to the space's order)
     chunks: tuple[tuple[str, int], ...] = ()  # streamed variables taken in chunks ("M:256")
     at_last: tuple[str, ...] = ()  # run inside these loops, at their last iteration only
+    loops: tuple[tuple[str, int], ...] = ()  # extra loops inside the group's, for this Einsum
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,8 @@ class Mapping:
             )
             if m.at_last:
                 out.append("at_last = [" + ", ".join(f'"{v.upper()}"' for v in m.at_last) + "]")
+            if m.loops:
+                out.append("loops = [" + ", ".join(f'"{v.upper()}:{t}"' for v, t in m.loops) + "]")
             if m.order:
                 out.append("order = [" + ", ".join(f'"{v}"' for v in m.order) + "]")
             out.append("")
@@ -489,7 +492,9 @@ def mapping_from_dict(
 def _kernel_map(spec: Any, base: KernelMap, cascade: Cascade, where: str, source: str) -> KernelMap:
     if not isinstance(spec, dict):
         raise EinError.plain(f"{source}: {where}: expected a table")
-    bad = sorted(set(spec) - {"array", "rows", "cols", "lanes", "stream", "order", "at_last"})
+    bad = sorted(
+        set(spec) - {"array", "rows", "cols", "lanes", "stream", "order", "at_last", "loops"}
+    )
     if bad:
         raise EinError.plain(f"{source}: {where}.{bad[0]}: unknown key")
     array = spec.get("array", base.array)
@@ -521,6 +526,8 @@ def _kernel_map(spec: Any, base: KernelMap, cascade: Cascade, where: str, source
             out,
             at_last=tuple(_var(cascade, v, f"{where}.at_last", source) for v in spec["at_last"]),
         )
+    if "loops" in spec:
+        out = replace(out, loops=_loops(cascade, spec["loops"], f"{where}.loops", source))
     if "order" in spec:
         out = replace(
             out, order=tuple(_var(cascade, v, f"{where}.order", source) for v in spec["order"])

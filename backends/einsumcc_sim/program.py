@@ -252,10 +252,10 @@ class _Lowering:
         for v in m.stream:
             if v not in k.space:
                 raise EinError.plain(f"{where}: stream {v.upper()} is not a rank of {k.name}")
-            if v in (m.rows, m.cols):
+            if v in (m.rows, m.cols) and v in dict(m.chunks):
                 raise EinError.plain(
-                    f"{where}: rank {v.upper()} is both spatial and streamed",
-                    hint="a rank is spatial on one array dimension or temporal, not both",
+                    f"{where}: rank {v.upper()} is spatial, streamed and chunked",
+                    hint="a rank both spatial and streamed is tiled by the array: no chunks",
                 )
         for v in m.at_last:
             if v in k.space:
@@ -320,6 +320,7 @@ class _Lowering:
             self.check_map(k, m)
             space = set(k.space) | set(m.at_last)
             want = [(v, t) for v, t in g.loops if v in space]
+            want += [(v, t) for v, t in m.loops if v in space]
             keep = 0
             while keep < len(open_) and keep < len(want):
                 lp = open_[keep]
@@ -1079,12 +1080,19 @@ def op_shape(prog: Program, leaf: Leaf, ext: Mapping[str, int], paired: int = 0)
     arr = arch.array(leaf.array)
     k0, m0 = leaf.kernel, leaf.maps[0]
     R, C = (arr.rows, arr.cols)
+    dim = {m0.rows: R, m0.cols: C}
+    tiled = {v for v in m0.stream if v in dim and v is not None}
     u_r = ext[m0.rows] if m0.rows is not None else 1
     u_c = ext[m0.cols] if m0.cols is not None else 1
+    if m0.rows in tiled:
+        u_r = min(u_r, R)
+    if m0.cols in tiled:
+        u_c = min(u_c, C)
     T = 1
     K = 0
     for k, m in zip(leaf.kernels, leaf.maps, strict=True):
-        t = math.prod(ext[v] for v in m.stream)
+        # a rank both spatial and streamed is tiled: the array takes one tile per step
+        t = math.prod(-(-ext[v] // dim[v]) if v in tiled else ext[v] for v in m.stream)
         T = max(T, t)
         K += op_cycles(arr, k) or 1
     K += paired
