@@ -70,16 +70,27 @@ class Period:
 
 @dataclass
 class Carry:
-    """The instances of a pipelined loop run still to issue: they issue in the first epochs
-    of the loop's next run (the pipeline continues), or are flushed before anything else."""
+    """A run of a loop: its coordinates, the ranges it was entered with, and its axes
+    (variable, first value, extent, tile; several for a product loop, outer first).  A
+    pipelined loop keeps its runs with instances still to issue: they issue in the first
+    epochs of the loop's next run (the pipeline continues), or are flushed before anything
+    else."""
 
     loop: Loop
     coords: tuple[int, ...]
     ranges: dict[str, tuple[int, int]]
     trips: int
-    lo: int
-    n: int
-    tile: int
+    axes: tuple[tuple[str, int, int, int], ...]
+
+    def sub(self, it: int) -> dict[str, tuple[int, int]]:
+        """The ranges for iteration ``it`` of the run."""
+        out = dict(self.ranges)
+        for v, lo, n, tile in reversed(self.axes):
+            count = max(1, -(-n // tile))
+            k = it % count
+            it //= count
+            out[v] = (lo + k * tile, min(tile, n - k * tile))
+        return out
 
 
 class Engine:
@@ -94,16 +105,20 @@ class Engine:
         self.link = prog.arch.link_latency if prog.model.link else 0
         self.arr: dict[str, deque[tuple[int, Any]]] = {"2d": deque(maxlen=2), "1d": deque(maxlen=2)}
         self.last_start: dict[str, int] = {}
-        self.dram_free = 0  # the read queue: a load starts after the previous one ends
-        self.write_free = 0  # the write queue, likewise
-        self.busy: list[tuple[int, int]] = []  # the channel's reserved spans after the queues
+        # every transfer stream (an Xfer of the program) is a DMA queue: its transfers go in
+        # order, one after another; the queues share the channel's bandwidth
+        self.qfree: dict[int, int] = {}
+        self.dram_free = 0  # the latest end of any transfer
+        self.busy: list[tuple[int, int, float]] = []  # the channel's reserved spans
         self.records: dict[tuple[int, int, tuple[int, ...]], Rec] = {}
         self.xrec: dict[tuple[int, tuple[int, ...]], int] = {}  # load instance -> end
         self.xrel: dict[tuple[int, tuple[int, ...]], int] = {}  # load instance -> release
         self.xinst: dict[tuple[int, tuple[int, ...]], tuple[int, ...]] = {}  # reuse -> owner
         self.xlast: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}  # key, owner
         self.xhist: dict[int, deque[tuple[int, ...]]] = {}
-        self.written: dict[str, int] = {}
+        # (tensor, depth, coordinates of the first `depth` loops) -> its latest write's end
+        self.written: dict[tuple[str, int, tuple[int, ...]], int] = {}
+        self.writer: dict[tuple[str, int, tuple[int, ...]], int] = {}  # ... and its transfer
         self.barrier: dict[int, int] = {}
         self.epoch_done: dict[int, int] = {}  # tile-serial groups: the latest done so far
         self.carries: dict[int, list[tuple[Carry, int]]] = {}
@@ -153,15 +168,19 @@ class Engine:
             self.xfer(n, coords, ranges)
 
     def loop(self, lp: Loop, coords: tuple[int, ...], ranges: dict[str, tuple[int, int]]) -> None:
-        if lp.var is None:
-            lo, n, tile = 0, 1, 1
-        else:
-            lo, n = ranges.get(lp.var, (0, self.p.extent(lp.var)))
-            tile = lp.tile
-        trips = max(1, -(-n // tile))
+        axes = []
+        for v, tile in ((lp.var, lp.tile), *lp.axes):
+            if v is None:
+                continue
+            lo, n = ranges.get(v, (0, self.p.extent(v)))
+            axes.append((v, lo, n, tile))
+        trips = math.prod(max(1, -(-n // tile)) for _, _, n, tile in axes)
         smin, smax = min(lp.stages, default=0), max(lp.stages, default=0)
-        full = trips if n % tile == 0 else trips - 1
-        here = Carry(lp, coords, ranges, trips, lo, n, tile)
+        # a partial last tile of the outermost axis breaks the steady state before it
+        # (partial tiles of inner axes recur with the period)
+        inner = math.prod(max(1, -(-n // tile)) for _, _, n, tile in axes[1:])
+        full = trips - inner if axes and axes[0][2] % axes[0][3] else trips
+        here = Carry(lp, coords, ranges, trips, tuple(axes))
         if lp.carry:
             runs = self.carries.pop(id(lp), [])
             runs.append((here, 0))
@@ -175,10 +194,19 @@ class Engine:
         history: dict[Any, tuple[int, int, dict[str, float]]] = {}
         e = 0
         checks = 0
+        stride = 1
         while e < end:
-            if not self.exact and reg_lo <= e < reg_hi and reg_hi - e > 2 and checks < 64:
+            if (
+                not self.exact
+                and reg_lo <= e < reg_hi
+                and reg_hi - e > 2
+                and checks < 256
+                and (e - reg_lo) % stride == 0
+            ):
                 snap = self.snapshot(lp, coords, e)
                 checks += 1
+                if checks % 32 == 0:
+                    stride *= 2  # a long transient: look less often
                 if snap is not None:
                     key, F = snap
                     seen = history.get(key)
@@ -187,11 +215,11 @@ class Engine:
                         period, dt = e - e0, F - F0
                         q = (reg_hi - e) // period
                         if q > 0 and dt >= 0:
-                            self.jump(lp, coords, e, q, period, dt, c0)
+                            self.jump(lp, coords, e, q, period, dt, c0, here)
                             self.periods.append(Period(self.label(lp), F0, F, period, q))
                             e += q * period
                             history.clear()
-                            checks = 64
+                            checks = 256
                             continue
                     history[key] = (e, F, dict(self.c.values))
             self.epoch(lp, e, runs)
@@ -226,10 +254,7 @@ class Engine:
                     pch = self.p_chain.get(lf.partner.id)
                     self.paired[lf.id] = pch is not None and id(pch) in present
         for child, run, it in todo:
-            sub = run.ranges
-            if lp.var is not None:
-                sub = dict(run.ranges)
-                sub[lp.var] = (run.lo + it * run.tile, min(run.tile, run.n - it * run.tile))
+            sub = run.sub(it) if run.axes else run.ranges
             self.node(child, run.coords if lp.kind == "root" else (*run.coords, it), sub)
 
     def flush(self, key: int) -> None:
@@ -248,7 +273,8 @@ class Engine:
             self.flush(key)
 
     def label(self, lp: Loop) -> str:
-        return f"{lp.kind} loop over {lp.var.upper()}" if lp.var else f"{lp.kind}"
+        names = "x".join(v.upper() for v in lp.vars)
+        return f"{lp.kind} loop over {names}" if names else f"{lp.kind}"
 
     @functools.cached_property
     def p_chain(self) -> dict[int, Node]:
@@ -322,7 +348,8 @@ class Engine:
             prefix = list(coords[:common])
             if op.carried is not None:
                 pos = next(
-                    (i for i in range(common - 1, -1, -1) if leaf.loops[i].var == op.carried), None
+                    (i for i in range(common - 1, -1, -1) if op.carried in leaf.loops[i].vars),
+                    None,
                 )
                 if pos is None:
                     continue
@@ -458,11 +485,12 @@ class Engine:
             for v in k.space:
                 ext[v] = ranges[v][1] if v in ranges else self.p.extent(v)
         words = max(self.region(acc, ext, acc.tensor) for _, acc in x.accesses)
-        nbytes = math.ceil(words * self._itemsize(x.tensor) * x.fraction)
+        nbytes = math.ceil(words * self._itemsize(x.tensor) * x.fraction * x.repeat)
         scalesim = self.p.timing == "scalesim"
         if not x.write:
             key = tuple(
-                c if lp.var in x.key_vars else -1 for c, lp in zip(prefix, x.loops, strict=True)
+                c if x.key_vars.intersection(lp.vars) else -1
+                for c, lp in zip(prefix, x.loops, strict=True)
             )
             last = self.xlast.get(x.id)
             if last is not None and last[0] == key and not x.spill and not x.always:
@@ -470,17 +498,19 @@ class Engine:
                 self.xinst[(x.id, prefix)] = owner
                 self.xrec[(x.id, prefix)] = self.xrec.get((x.id, owner), 0)
                 return
-            start = max(self.dram_free, self.issued())
+            start = max(self.qfree.get(x.id, 0), self.issued(x))
             hist = self.xhist.setdefault(x.id, deque(maxlen=2))
             if len(hist) == 2:
                 start = max(start, self.xrel.get((x.id, hist[0]), NEG))
-            if x.tensor in self.written:
-                start = max(start, self.written[x.tensor])
+            w = self.written.get((x.tensor, x.after, coords[: x.after]))
+            if w is not None:
+                start = max(start, w)
             cycles = 0 if scalesim else self.p.arch.dram_cycles(nbytes)
-            if not scalesim:
-                start = self.reserve(start, cycles)
-                self.dram_free = start + cycles
             end = start + cycles
+            if not scalesim:
+                start, end = self.reserve(start, cycles)
+                self.qfree[x.id] = end
+                self.dram_free = max(self.dram_free, end)
             hist.append(prefix)
             self.xlast[x.id] = (key, prefix)
             self.xrec[(x.id, prefix)] = end
@@ -489,19 +519,24 @@ class Engine:
             if not x.spill and self.p.placement.get(x.tensor) in ("dram", "buffer"):
                 self.c.add("buffer.fill_words", words * x.fraction)
         else:
-            start = max(self.write_free, self.issued())
+            start = max(self.qfree.get(x.id, 0), self.issued(x))
             if x.producer is not None:
                 rec = self.records.get((x.producer.id, len(x.loops), prefix))
                 if rec is not None:
                     start = max(start, rec.end)
             cycles = 0 if scalesim else self.p.arch.dram_cycles(nbytes)
-            if not scalesim:
-                start = self.reserve(start, cycles)
-                self.write_free = start + cycles
             end = start + cycles
-            self.written[x.tensor] = max(self.written.get(x.tensor, NEG), end)
+            if not scalesim:
+                start, end = self.reserve(start, cycles)
+                self.qfree[x.id] = end
+                self.dram_free = max(self.dram_free, end)
+            for d in range(len(coords) + 1):
+                key = (x.tensor, d, coords[:d])
+                self.written[key] = max(self.written.get(key, NEG), end)
+                self.writer[key] = x.id
             self.c.add("dram.write_bytes", nbytes)
             self.c.add(f"dram.{x.tensor}", nbytes)
+
         if cycles:
             self.makespan = max(self.makespan, end)
             if len(self.events) < self.max_events:
@@ -511,33 +546,85 @@ class Engine:
             if self.exact:
                 self.dram_spans.append((start, end))
 
-    def issued(self) -> int:
-        """The time the program has reached: a transfer is issued when the arrays have issued
-        everything before it (no earlier than the latest op start on the slower array)."""
+    def issued(self, x: Xfer | None = None) -> int:
+        """When a transfer is issued: the array that needs it issues it with its previous op
+        (a prefetch one op ahead of the array's sequencer), a write once it is produced."""
+        if x is not None:
+            owners = [x.producer] if x.write and x.producer is not None else x.consumers
+            arrays = {lf.array for lf in owners if lf is not None}
+            ts = [self.last_start[a] for a in arrays if a in self.last_start]
+            if ts:
+                return min(ts)
         return min(self.last_start.values()) if self.last_start else 0
 
-    def reserve(self, ready: int, cycles: int) -> int:
-        """The earliest start at or after ``ready`` at which the DRAM channel is free for
-        ``cycles`` (reads and writes queue separately and share the channel)."""
-        floor = min(self.dram_free, self.write_free, ready)
-        busy = [(a, b) for a, b in self.busy if b > floor]
-        start = ready
-        for a, b in busy:
-            if start + cycles <= a:
-                break
-            start = max(start, b)
-        if cycles:
-            busy.append((start, start + cycles))
-            busy.sort()
-            merged: list[tuple[int, int]] = []
-            for a, b in busy:
-                if merged and a <= merged[-1][1]:
-                    merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-                else:
-                    merged.append((a, b))
-            busy = merged
-        self.busy = busy
-        return start
+    def reserve(self, ready: int, cycles: int) -> tuple[int, int]:
+        """Channel time for a transfer of ``cycles`` ready at ``ready``.  Transfers move in
+        bursts: one takes whatever channel capacity is left from ``ready`` on, around the
+        transfers reserved before it (``busy``: spans with the fraction ``u`` of the channel
+        taken; a jump over a steady state leaves its average load).  Returns the transfer's
+        first and last cycle + 1."""
+        floor = min(self.issued(), ready)
+        busy = [seg for seg in self.busy if seg[1] > floor]
+        if not cycles:
+            self.busy = busy
+            return ready, ready
+        t, left = ready, float(cycles)
+        first: int | None = None
+        out: list[tuple[int, int, float]] = []
+        for a, b, u in busy:
+            if b <= t or left <= 0:
+                out.append((a, b, u))
+                continue
+            if a > t:  # a free gap [t, a)
+                if first is None:
+                    first = t
+                take = min(left, float(a - t))
+                end_ = t + math.ceil(take)
+                out.append((t, end_, 1.0))
+                left -= take
+                t = end_
+                if left <= 0:
+                    out.append((a, b, u))
+                    continue
+            lo = max(a, t)
+            if lo > a:
+                out.append((a, lo, u))
+            room = (1.0 - u) * (b - lo)
+            if room <= 1e-9:
+                out.append((lo, b, u))
+                t = b
+                continue
+            if first is None:
+                first = lo
+            if room >= left:
+                span = math.ceil(left / (1.0 - u))
+                stop = min(b, lo + span)
+                out.append((lo, stop, min(1.0, u + left / (stop - lo))))
+                if stop < b:
+                    out.append((stop, b, u))
+                left = 0.0
+                t = stop
+            else:
+                out.append((lo, b, 1.0))
+                left -= room
+                t = b
+        if left > 0:
+            if first is None:
+                first = t
+            end_ = t + math.ceil(left)
+            out.append((t, end_, 1.0))
+            t = end_
+        merged: list[tuple[int, int, float]] = []
+        for a, b, u in sorted(out):
+            if b <= a:
+                continue
+            if merged and a == merged[-1][1] and abs(u - merged[-1][2]) < 1e-12:
+                merged[-1] = (merged[-1][0], b, u)
+            else:
+                merged.append((a, b, u))
+        self.busy = merged
+        assert first is not None
+        return first, t
 
     def _itemsize(self, tensor: str) -> int:
         names = {t.name for t in self.p.cascade.tensors}
@@ -551,7 +638,7 @@ class Engine:
         if len(ts) < len(lp.arrays):
             return None
         if not ts and lp.dram and self.p.timing != "scalesim":
-            ts.append(max(self.dram_free, self.write_free))
+            ts.append(self.dram_free)
         return min(ts) if ts else None
 
     def snapshot(self, lp: Loop, coords: tuple[int, ...], e: int) -> tuple[Any, int] | None:
@@ -565,8 +652,13 @@ class Engine:
             for s0, t0 in self.arr[a]:
                 items.append(("a", a, s0 - F, t0.s))
         if lp.dram and self.p.timing != "scalesim":
-            items.append(("d", max(self.dram_free - F, 0), max(self.write_free - F, 0)))
-            items.append(("D", tuple((max(a, F) - F, b - F) for a, b in self.busy if b > F)))
+            items.append(("d", max(self.dram_free - F, 0)))
+            items.append(
+                ("q", tuple(sorted((k, v - F) for k, v in self.qfree.items() if v > F)))
+            )
+            items.append(
+                ("D", tuple((max(a, F) - F, b - F, round(u, 9)) for a, b, u in self.busy if b > F))
+            )
         for g, b in self.barrier.items():
             if b > F:
                 items.append(("b", g, b - F))
@@ -575,12 +667,17 @@ class Engine:
                 items.append(("B", g, b - F))
         for ck, runs in self.carries.items():
             for c, off in runs:
-                items.append(("c", ck, off, c.trips, c.n, *self._rel_carry(c, lp, pos, e, -1)))
-        dead = []
+                items.append(("c", ck, off, c.trips, *self._rel_carry(c, lp, pos, e)))
+        # what ended before the frontier cannot delay anything any more: forget it (every
+        # future op starts at or after the frontier)
+        floor = min(self.last_start.values(), default=0)
+        self.records = {k: r for k, r in self.records.items() if r.end > min(F, floor)}
+        self.xrec = {k: t for k, t in self.xrec.items() if t > F}
+        self.xrel = {k: t for k, t in self.xrel.items() if t > F}
+        live = {(x, h) for x, hs in self.xhist.items() for h in hs}
+        self.xinst = {k: o for k, o in self.xinst.items() if (k[0], o) in live}
         for (lid, d, pre), rec in self.records.items():
             if rec.end <= F:
-                if lid in mine and d > pos:
-                    dead.append((lid, d, pre))
                 continue
             rel = pre
             if lid in mine and d > pos:
@@ -588,41 +685,56 @@ class Engine:
             items.append(
                 ("r", lid, d, rel, rec.end - F, rec.start - F if rec.tpl is not None else 0)
             )
-        for k in dead:
-            del self.records[k]
+        inner = lp.xfer_ids
+
+        def rel(x: int, pre: tuple[int, ...]) -> tuple[int, ...]:
+            return self._rel(pre, pos, e) if x in inner else pre
+
         for (xid, pre), end in self.xrec.items():
-            if end > F:
-                items.append(("x", xid, self._rel(pre, pos, e), end - F))
+            items.append(("x", xid, rel(xid, pre), end - F))
         for (xid, pre), end in self.xrel.items():
-            if end > F:
-                items.append(("y", xid, self._rel(pre, pos, e), end - F))
+            items.append(("y", xid, rel(xid, pre), end - F))
         for xid, (key, owner) in self.xlast.items():
-            items.append(("k", xid, self._rel(key, pos, e), self._rel(owner, pos, e)))
+            items.append(("k", xid, rel(xid, key), rel(xid, owner)))
         for xid, hist in self.xhist.items():
-            items.append(("h", xid, tuple(self._rel(h, pos, e) for h in hist)))
-        for t, w in self.written.items():
-            if w > F:
-                items.append(("w", t, w - F))
+            items.append(("h", xid, tuple(rel(xid, h) for h in hist)))
+
+        self.written = {k: w for k, w in self.written.items() if w > F}
+        self.writer = {k: v for k, v in self.writer.items() if k in self.written}
+        for (t, d, pre), w in self.written.items():
+            inside = d > pos and self.writer.get((t, d, pre)) in inner
+            items.append(("w", t, d, self._rel(pre, pos, e) if inside else pre, w - F))
         return frozenset(items), F
 
     @staticmethod
-    def _rel_carry(
-        c: Carry, lp: Loop, pos: int, e: int, sign: int
-    ) -> tuple[tuple[int, ...], tuple[tuple[str, tuple[int, int]], ...], int]:
-        """A carry's coordinates and ranges relative to epoch ``e`` of ``lp`` (sign -1), or
-        shifted by ``-e`` epochs (sign 1 with e negative)."""
-        co = c.coords
-        if len(co) > pos:
-            co = (*co[:pos], co[pos] - e, *co[pos + 1 :])
+    def _rel_carry(c: Carry, lp: Loop, pos: int, e: int) -> tuple[Any, ...]:
+        """A carried run relative to epoch ``e`` of ``lp``: inside ``lp``, its coordinate
+        at ``lp``'s position counts from ``e`` and its ranges of ``lp``'s variables (which
+        follow from that coordinate) are left out."""
+        if id(c.loop) not in lp.sub_loops or len(c.coords) <= pos:
+            return (c.coords, tuple(sorted(c.ranges.items())), c.axes)
+        mine = set(lp.vars)
+        co = (*c.coords[:pos], c.coords[pos] - e, *c.coords[pos + 1 :])
+        rg = tuple(sorted((v, r) for v, r in c.ranges.items() if v not in mine))
+        axes = tuple((v, -1, -1, t) if v in mine else (v, lo, n, t) for v, lo, n, t in c.axes)
+        return (co, rg, axes)
+
+    @staticmethod
+    def _shift_carry(c: Carry, lp: Loop, pos: int, shift: int, outer: Carry) -> Carry:
+        """``c`` moved ``shift`` epochs of ``lp`` (whose run is ``outer``) later."""
+        if id(c.loop) not in lp.sub_loops or len(c.coords) <= pos:
+            return c
+        it = c.coords[pos] + shift
+        co = (*c.coords[:pos], it, *c.coords[pos + 1 :])
+        now = outer.sub(it)
         rg = dict(c.ranges)
-        lo = c.lo
-        if lp.var is not None and lp.var in rg:
-            r0, r1 = rg[lp.var]
-            rg[lp.var] = (r0 - e * lp.tile, r1)
-            if c.loop.var == lp.var:
-                lo -= e * lp.tile
-        del sign
-        return co, tuple(sorted(rg.items())), lo
+        for v in lp.vars:
+            rg[v] = now[v]
+        axes = tuple(
+            (v, now[v][0], now[v][1], t) if v in lp.vars else (v, lo, n, t)
+            for v, lo, n, t in c.axes
+        )
+        return Carry(c.loop, co, rg, c.trips, axes)
 
     @staticmethod
     def _rel(pre: tuple[int, ...], pos: int, e: int) -> tuple[int, ...]:
@@ -639,6 +751,7 @@ class Engine:
         period: int,
         dt: int,
         before: dict[str, float],
+        run: Carry,
     ) -> None:
         F = self._frontier(lp)
         assert F is not None
@@ -649,8 +762,19 @@ class Engine:
             self.last_start[a] += shift_t
         if lp.dram and self.p.timing != "scalesim":
             self.dram_free = max(self.dram_free, F) + shift_t
-            self.write_free = max(self.write_free, F) + shift_t
-            self.busy = [(max(a, F) + shift_t, b + shift_t) for a, b in self.busy if b > F]
+            self.qfree = {k: v + shift_t for k, v in self.qfree.items() if v > F}
+            # the jumped span carries the period's average load of the channel
+            moved = sum(
+                self.c.values.get(k, 0.0) - before.get(k, 0.0)
+                for k in ("dram.read_bytes", "dram.write_bytes")
+            )
+            load = moved * self.p.arch.clock_hz / self.p.arch.dram_bandwidth / dt if dt else 0.0
+            # what is reserved before the frontier stays (another array may still reach it)
+            floor = min(self.last_start.values(), default=F)
+            head = [(a, min(b, F), u) for a, b, u in self.busy if b > floor and a < F]
+            tail = [(max(a, F) + shift_t, b + shift_t, u) for a, b, u in self.busy if b > F]
+            span = [(F, F + shift_t, min(1.0, load))] if shift_t and load > 1e-12 else []
+            self.busy = head + span + tail
         for g in self.barrier:
             if self.barrier[g] > F:
                 self.barrier[g] += shift_t
@@ -658,16 +782,19 @@ class Engine:
             if self.epoch_done[g] > F:
                 self.epoch_done[g] += shift_t
         for ck, runs in list(self.carries.items()):
-            moved = []
-            for c, off in runs:
-                co, rg, lo = self._rel_carry(c, lp, pos, -shift_c, 1)
-                moved.append((Carry(c.loop, co, dict(rg), c.trips, lo, c.n, c.tile), off))
-            self.carries[ck] = moved
+            self.carries[ck] = [
+                (self._shift_carry(c, lp, pos, shift_c, run), off) for c, off in runs
+            ]
 
         def sc(pre: tuple[int, ...]) -> tuple[int, ...]:
             if len(pre) > pos and pre[pos] >= 0:
                 return (*pre[:pos], pre[pos] + shift_c, *pre[pos + 1 :])
             return pre
+
+        inner = lp.xfer_ids
+
+        def sx(x: int, pre: tuple[int, ...]) -> tuple[int, ...]:
+            return sc(pre) if x in inner else pre
 
         mine = {lf.id for lf in lp.leaves}
         recs = {}
@@ -678,12 +805,23 @@ class Engine:
                     pre = sc(pre)
             recs[(lid, d, pre)] = rec
         self.records = recs
-        self.xrec = {(x, sc(p)): t + shift_t for (x, p), t in self.xrec.items() if t > F}
-        self.xrel = {(x, sc(p)): t + shift_t for (x, p), t in self.xrel.items() if t > F}
-        self.xinst = {(x, sc(p)): sc(o) for (x, p), o in self.xinst.items()}
-        self.xlast = {x: (sc(k), sc(o)) for x, (k, o) in self.xlast.items()}
-        self.xhist = {x: deque((sc(h) for h in hs), maxlen=2) for x, hs in self.xhist.items()}
-        self.written = {t: (w + shift_t if w > F else w) for t, w in self.written.items()}
+        self.xrec = {(x, sx(x, p)): t + shift_t for (x, p), t in self.xrec.items() if t > F}
+        self.xrel = {(x, sx(x, p)): t + shift_t for (x, p), t in self.xrel.items() if t > F}
+        self.xinst = {(x, sx(x, p)): sx(x, o) for (x, p), o in self.xinst.items()}
+        self.xlast = {x: (sx(x, k), sx(x, o)) for x, (k, o) in self.xlast.items()}
+        self.xhist = {
+            x: deque((sx(x, h) for h in hs), maxlen=2) for x, hs in self.xhist.items()
+        }
+
+        written, writer = {}, {}
+        for (t, d, pre), w in self.written.items():
+            if w <= F:
+                continue
+            xid = self.writer.get((t, d, pre), -1)
+            key = (t, d, sc(pre) if d > pos and xid in inner else pre)
+            written[key] = w + shift_t
+            writer[key] = xid
+        self.written, self.writer = written, writer
         for key, v in list(self.c.values.items()):
             self.c.values[key] = v + q * (v - before.get(key, 0.0))
         self.makespan += shift_t

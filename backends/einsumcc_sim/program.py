@@ -70,6 +70,15 @@ class Loop:
     serial: bool = False  # tile-serial: an epoch starts when the previous one is done
     last_guard: bool = False  # some op below runs only at this loop's last iteration
     pairs: bool = False  # interleaved partners issue among this loop's children
+    xfer_ids: frozenset[int] = frozenset()  # the transfers below
+    sub_loops: frozenset[int] = frozenset()  # ids of the loops below, this one included
+    # loops merged into this one, iterated inside its own variable (a product loop)
+    axes: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def vars(self) -> tuple[str, ...]:
+        own = (self.var,) if self.var is not None else ()
+        return own + tuple(v for v, _ in self.axes)
 
     def add(self, node: Node, stage: int = 0) -> None:
         self.children.append(node)
@@ -133,6 +142,10 @@ class Xfer:
     spill: bool = False
     always: bool = False  # fetched by every op (a streamed operand with no on-chip copy)
     guard: tuple[str, ...] = ()  # moves only at the last iteration of these loops (at_last)
+    repeat: int = 1  # a spill read for every fold of the op that reads the same tile again
+    # a load of a DRAM intermediate waits for the writes of the producer's iterations that
+    # share its first ``after`` loops (the data it reads)
+    after: int = 0
 
 
 Node = Loop | Leaf | Xfer
@@ -252,11 +265,7 @@ class _Lowering:
         for v in m.stream:
             if v not in k.space:
                 raise EinError.plain(f"{where}: stream {v.upper()} is not a rank of {k.name}")
-            if v in (m.rows, m.cols) and v in dict(m.chunks):
-                raise EinError.plain(
-                    f"{where}: rank {v.upper()} is spatial, streamed and chunked",
-                    hint="a rank both spatial and streamed is tiled by the array: no chunks",
-                )
+
         for v in m.at_last:
             if v in k.space:
                 raise EinError.plain(
@@ -320,7 +329,8 @@ class _Lowering:
             self.check_map(k, m)
             space = set(k.space) | set(m.at_last)
             want = [(v, t) for v, t in g.loops if v in space]
-            want += [(v, t) for v, t in m.loops if v in space]
+            extra = [(v, t) for v, t in m.loops if v in space]
+            want += extra
             keep = 0
             while keep < len(open_) and keep < len(want):
                 lp = open_[keep]
@@ -332,8 +342,10 @@ class _Lowering:
                 keep += 1
             open_ = open_[:keep]
             stage = stage_of.get(k.origin, 0)
-            for v, t in want[keep:]:
-                lp = Loop(v, t, "group", group=gi, dram_level=(v, t) in dram_keys)
+            for i, (v, t) in enumerate(want[keep:], start=keep):
+                # an Einsum's own loops iterate DRAM tiles too (e.g. one row at a time)
+                level = (v, t) in dram_keys or i >= len(want) - len(extra)
+                lp = Loop(v, t, "group", group=gi, dram_level=level)
                 parent = open_[-1] if open_ else body
                 parent.add(lp, stage)
                 open_.append(lp)
@@ -416,8 +428,9 @@ class _Lowering:
     def local_extent(self, loops: list[Loop], var: str) -> int:
         n = self.ext(var)
         for lp in loops:
-            if lp.var == var:
-                n = min(n, lp.tile)
+            for v, t in ((lp.var, lp.tile), *lp.axes):
+                if v == var:
+                    n = min(n, t)
         return n
 
     def region_words(self, acc: Access, ext: Mapping[str, int], tensor: str) -> int:
@@ -612,6 +625,23 @@ class _Lowering:
                     self.insert_dram_write(root, leaf, x)
         self.finish(root)
 
+    def wait_depths(self) -> None:
+        for x in self.xfers:
+            if x.write:
+                continue
+            prod = self.producer_leaf.get(x.tensor)
+            if prod is None or not x.consumers:
+                continue
+            depth = len(x.loops)
+            for lf in x.consumers:
+                n = 0
+                for a, b in zip(prod.loops, lf.loops, strict=False):
+                    if a is not b or a.kind != "group":
+                        break
+                    n += 1
+                depth = min(depth, n)
+            x.after = depth + 1  # the root's body counts as a level (groups)
+
     def guard_xfers(self) -> None:
         for x in self.xfers:
             owners = [x.producer] if x.write and x.producer is not None else x.consumers
@@ -669,7 +699,7 @@ class _Lowering:
         for k, acc in x.accesses:
             ext = {v: self.local_extent(x.loops, v) for v in k.space}
             words = max(words, self.region_words(acc, ext, acc.tensor))
-        return math.ceil(words * self.itemsize(x.tensor) * x.fraction)
+        return math.ceil(words * self.itemsize(x.tensor) * x.fraction * x.repeat)
 
     # ------------------------------------------------------------ the buffer
     def footprint(self, tensor: str, leaf: Leaf) -> int:
@@ -759,9 +789,14 @@ class _Lowering:
                 r.consumers.append(leaf)
                 self.xfers.append(r)
                 leaf.loads.append(r)
-                parent, idx = self.parent_of(root, leaf)
-                parent.children.insert(idx, r)
-                parent.stages.insert(idx, parent.stages[idx])
+                # fetched a stage ahead, in the body of the op's innermost group loop, once
+                # for every fold that reads the tile again
+                groups = [lp for lp in leaf.loops if lp.kind == "group"]
+                for lp in leaf.loops:
+                    if lp.kind == "fold" and lp.var not in o.access.variables and lp.var:
+                        local = self.local_extent(groups, lp.var)
+                        r.repeat *= -(-local // lp.tile)
+                self.insert_load(groups[-1] if groups else self.group_body(root, leaf), r)
         self.finish(root)
 
     def registers(self) -> dict[str, int]:
@@ -891,7 +926,9 @@ class _Lowering:
             leaves = tuple(n for n in _walk(node) if isinstance(n, Leaf))
             node.leaves = leaves
             node.arrays = frozenset(lf.array for lf in leaves)
-            node.dram = any(isinstance(n, Xfer) for n in _walk(node))
+            node.xfer_ids = frozenset(n.id for n in _walk(node) if isinstance(n, Xfer))
+            node.sub_loops = frozenset(id(n) for n in _walk(node) if isinstance(n, Loop))
+            node.dram = bool(node.xfer_ids)
             if node.kind == "group" and node.var is not None:
                 g = self.m.groups[node.group]
                 node.carry = g.mode != "sequential" and max(node.stages, default=0) > 0
@@ -899,7 +936,7 @@ class _Lowering:
                     isinstance(c, Loop) and c.kind == "fold" or isinstance(c, Leaf)
                     for c in node.children
                 )
-                node.last_guard = any(node.var in lf.guard for lf in leaves)
+                node.last_guard = any(v in lf.guard for lf in leaves for v in node.vars)
         for leaf in self.leaves:
             if leaf.partner is not None:
                 for lp in leaf.loops:
@@ -914,6 +951,37 @@ class _Lowering:
                                 hint="interleave ops of one fold: add a group loop with the "
                                 "array's tile",
                             )
+
+    def merge(self, root: Loop) -> None:
+        """Perfectly nested group loops become one product loop (the engine's steady-state
+        search then covers them at once): a loop whose only child is a loop, at stage 0,
+        over variables no op carries a recurrence over or runs at the last iteration of."""
+        carried = {op.carried for lf in self.leaves for op in lf.operands if op.carried}
+        guarded = {v for lf in self.leaves for v in lf.guard}
+        for node in list(_walk(root)):
+            if not isinstance(node, Loop):
+                continue
+            while (
+                node.kind == "group"
+                and node.var is not None
+                and len(node.children) == 1
+                and isinstance(node.children[0], Loop)
+                and node.stages == [0]
+            ):
+                child = node.children[0]
+                assert isinstance(child, Loop)
+                if (
+                    child.kind != "group"
+                    or child.var is None
+                    or set(child.vars) & set(node.vars)  # a tile of a tile stays nested
+                    or any(v in carried or v in guarded for v in (*node.vars, *child.vars))
+                ):
+                    break
+                node.axes = (*node.axes, (child.var, child.tile), *child.axes)
+                node.children, node.stages = child.children, child.stages
+                node.order = child.order
+                node.pairs = child.pairs
+                node.dram_level = node.dram_level and child.dram_level
 
     # ------------------------------------------------------------ lowering
     def lower(self) -> Program:
@@ -942,7 +1010,10 @@ class _Lowering:
             self.spills(root, kept, spill)
             self.guard_xfers()
             self.orders(root)
+        self.merge(root)
+        self.finish(root)
         self.mark(root)
+        self.wait_depths()
         regs = self.registers()
         for arr, words in regs.items():
             arch_arr = self.arch.array2d if arr == "2d" else self.arch.array1d
