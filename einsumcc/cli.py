@@ -313,6 +313,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return run_simulation(args, cascade, parse_dims(args.dims))
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from einsumcc_fusemax.command import run as run_reproduce
+
+    return run_reproduce(args)
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     from einsumcc_triton.command import cmd_compile as compile_command
 
@@ -406,6 +412,10 @@ def build_parser() -> argparse.ArgumentParser:
     from einsumcc_sim.command import add_parser as add_simulate
 
     add_simulate(sub, _add_dims).set_defaults(handler=cmd_simulate)
+
+    from einsumcc_fusemax.command import add_parser as add_reproduce
+
+    add_reproduce(sub).set_defaults(handler=cmd_reproduce)
 
     p = sub.add_parser("demo", help="a tour on the bundled attention cascades")
     p.set_defaults(handler=cmd_demo)

@@ -11,8 +11,10 @@ import numpy as np
 
 from einsumcc.diagnostics import EinError
 from einsumcc.ir.cascade import Cascade
-from einsumcc_sim.arch import PRESETS, load_arch
-from einsumcc_sim.mapping import load_mapping
+from einsumcc_sim.arch import PRESETS, Arch, load_arch
+from einsumcc_sim.mapping import MAPPING_PRESETS, load_mapping
+from einsumcc_sim.mapping import Mapping as SimMapping
+from einsumcc_sim.model import describe, model_options
 from einsumcc_sim.report import SimReport, plot_timeline, simulate
 
 
@@ -23,7 +25,25 @@ def add_parser(
     p = sub.add_parser("simulate", help="cycle-level simulation on a spatial-array accelerator")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--arch", default="fusemax", help=f"preset ({', '.join(PRESETS)}) or TOML file")
-    p.add_argument("--mapping", default="default", help="mapping TOML file (default: derived)")
+    p.add_argument(
+        "--mapping",
+        default="default",
+        help=f"mapping preset ({', '.join(MAPPING_PRESETS)}) or TOML file (default: derived)",
+    )
+    p.add_argument(
+        "--param",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a parameter of the mapping file, e.g. --param block=1024 (repeatable)",
+    )
+    p.add_argument(
+        "--model",
+        choices=("faithful", "artifact", "both"),
+        default="faithful",
+        help="cost model: cycle-level (default), the FuseMax artifact's, or both side by side",
+    )
     p.add_argument(
         "--set",
         dest="overrides",
@@ -52,28 +72,63 @@ def add_parser(
     return p
 
 
-def run(args: argparse.Namespace, cascade: Cascade, dims: dict[str, int]) -> int:
+def _params(items: list[str]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise EinError.plain(f"--param {item}: expected NAME=VALUE", hint="--param block=1024")
+        v: object = value.strip()
+        if isinstance(v, str) and v.lstrip("-").isdigit():
+            v = int(v)
+        out[key.strip()] = v
+    return out
+
+
+def _setup(
+    args: argparse.Namespace, cascade: Cascade, model: str
+) -> tuple[Arch, SimMapping]:
     arch = load_arch(args.arch, args.overrides)
-    mapping = load_mapping(args.mapping, cascade, arch)
+    mapping = load_mapping(args.mapping, cascade, arch, _params(args.params))
+    extra = mapping.overrides_for(model)
+    if extra:
+        arch = load_arch(args.arch, [*extra, *args.overrides])
+    return arch, mapping
+
+
+def run(args: argparse.Namespace, cascade: Cascade, dims: dict[str, int]) -> int:
+    if args.model == "both":
+        return _both(args, cascade, dims)
+    model = model_options(args.model)
+    arch, mapping = _setup(args, cascade, args.model)
     if args.emit_mapping:
         sys.stdout.write(mapping.render())
         return 0
-    report = simulate(cascade, arch, mapping, dims, timing=args.timing, exact=args.exact)
-    other = simulate(
-        cascade,
-        arch,
-        mapping,
-        dims,
-        timing="default" if args.timing == "scalesim" else "scalesim",
-        exact=args.exact,
+    if model.name != "faithful" and (args.exact or args.functional or args.timing != "default"):
+        raise EinError.plain(
+            f"--exact, --functional and --timing scalesim simulate the faithful cycle-level "
+            f"model, not --model {model.name}",
+            hint="drop --model or use --model faithful",
+        )
+    report = simulate(
+        cascade, arch, mapping, dims, timing=args.timing, exact=args.exact, model=model
     )
-    sc, df = (report, other) if args.timing == "scalesim" else (other, report)
-    report.scalesim_gap = {
-        "scalesim_cycles": sc.cycles,
-        "default_cycles": df.cycles,
-        "ratio": sc.cycles / df.cycles if df.cycles else 0.0,
-        "gap_cycles": sc.cycles - df.cycles,
-    }
+    if model.name == "faithful":
+        other = simulate(
+            cascade,
+            arch,
+            mapping,
+            dims,
+            timing="default" if args.timing == "scalesim" else "scalesim",
+            exact=args.exact,
+        )
+        sc, df = (report, other) if args.timing == "scalesim" else (other, report)
+        report.scalesim_gap = {
+            "scalesim_cycles": sc.cycles,
+            "default_cycles": df.cycles,
+            "ratio": sc.cycles / df.cycles if df.cycles else 0.0,
+            "gap_cycles": sc.cycles - df.cycles,
+        }
     if args.functional:
         report.functional = _functional(cascade, arch, mapping, dims, args.seed)
     if args.plot:
@@ -87,6 +142,48 @@ def run(args: argparse.Namespace, cascade: Cascade, dims: dict[str, int]) -> int
     if report.functional is not None and not report.functional["ok"]:
         return 1
     return 0
+
+
+def _both(args: argparse.Namespace, cascade: Cascade, dims: dict[str, int]) -> int:
+    """Both cost models, side by side."""
+    reports: dict[str, SimReport] = {}
+    for name in ("artifact", "faithful"):
+        arch, mapping = _setup(args, cascade, name)
+        reports[name] = simulate(cascade, arch, mapping, dims, model=model_options(name))
+    if args.json:
+        print(json_dumps({k: r.to_json() for k, r in reports.items()}))
+        return 0
+    sys.stdout.write(render_side_by_side(reports["artifact"], reports["faithful"]))
+    return 0
+
+
+def render_side_by_side(a: SimReport, f: SimReport) -> str:
+    rows = [
+        ("cycles", f"{a.cycles:,}", f"{f.cycles:,}", f.cycles / a.cycles if a.cycles else 0.0),
+        ("seconds", f"{a.seconds:.6g}", f"{f.seconds:.6g}", None),
+        ("util 2D", f"{a.utilization['2d']:.4f}", f"{f.utilization['2d']:.4f}", None),
+        ("util 1D", f"{a.utilization['1d']:.4f}", f"{f.utilization['1d']:.4f}", None),
+        (
+            "DRAM bytes",
+            f"{a.dram_read_bytes + a.dram_write_bytes:,}",
+            f"{f.dram_read_bytes + f.dram_write_bytes:,}",
+            None,
+        ),
+        ("energy pJ", f"{a.energy_pj:.6g}", f"{f.energy_pj:.6g}", None),
+    ]
+    out = [f"{a.cascade} on {a.arch} ({a.mapping} mapping)", "",
+           f"  {'':<12} {'artifact':>22} {'faithful':>22}"]  # fmt: skip
+    for name, x, y, ratio in rows:
+        extra = f"   ({ratio:.3f}x)" if ratio else ""
+        out.append(f"  {name:<12} {x:>22} {y:>22}{extra}")
+    out.append("")
+    out.append("  what each model charges:")
+    for (effect, art), (_, fai) in zip(
+        describe(model_options("artifact")), describe(model_options("faithful")), strict=True
+    ):
+        out.append(f"    {effect:<20} artifact: {art}")
+        out.append(f"    {'':<20} faithful: {fai}")
+    return "\n".join(out) + "\n"
 
 
 def _functional(
@@ -111,8 +208,9 @@ def _functional(
 
 
 def report_for(args: argparse.Namespace, cascade: Cascade, dims: dict[str, int]) -> SimReport:
-    arch = load_arch(args.arch, args.overrides)
-    return simulate(cascade, arch, load_mapping(args.mapping, cascade, arch), dims)
+    model = getattr(args, "model", "faithful")
+    arch, mapping = _setup(args, cascade, model)
+    return simulate(cascade, arch, mapping, dims, model=model_options(model))
 
 
 def json_dumps(obj: object) -> str:

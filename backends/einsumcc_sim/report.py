@@ -14,6 +14,7 @@ from einsumcc.ir.cascade import Cascade
 from einsumcc_sim.arch import Arch
 from einsumcc_sim.engine import Engine, Event, Period
 from einsumcc_sim.mapping import Mapping as SimMapping
+from einsumcc_sim.model import FAITHFUL, ModelOptions
 from einsumcc_sim.program import Program, lower
 
 
@@ -53,6 +54,7 @@ class SimReport:
     busy_per_cycle: dict[str, np.ndarray] = field(default_factory=dict)
     scalesim_gap: dict[str, Any] | None = None
     functional: dict[str, Any] | None = None
+    model: str = "faithful"  # the cost model (einsumcc_sim.model)
 
     @property
     def seconds(self) -> float:
@@ -80,6 +82,7 @@ class SimReport:
             "mapping": self.mapping,
             "timing": self.timing,
             "mode": self.mode,
+            "model": self.model,
             "cycles": int(self.cycles),
             "seconds": self.seconds,
             "utilization": self.utilization,
@@ -125,7 +128,7 @@ class SimReport:
         u = self.utilization
         lines = [
             f"{self.cascade} on {self.arch} ({self.mapping} mapping, {self.timing} timing, "
-            f"{self.mode} mode)",
+            f"{self.mode} mode, {self.model} cost model)",
             f"  cycles        {self.cycles:,}  "
             f"({self.seconds:.6g} s at {self.clock_hz / 1e6:g} MHz)",
             f"  utilization   2D {u['2d']:.4f}   1D {u['1d']:.4f}",
@@ -185,9 +188,10 @@ def _energy(arch: Arch, counters: Mapping[str, float], itemsize: int) -> dict[st
         + counters.get("dram.write_bytes", 0) * 8 / dbits * e["dram_write"]
     )
     bbits = e["buffer_access_bits"]
+    writes = counters.get("buffer.write_words", 0) + counters.get("buffer.fill_words", 0)
     out["buffer"] = (
         counters.get("buffer.read_words", 0) * itemsize * 8 / bbits * e["buffer_read"]
-        + counters.get("buffer.write_words", 0) * itemsize * 8 / bbits * e["buffer_write"]
+        + writes * itemsize * 8 / bbits * e["buffer_write"]
     )
     return out
 
@@ -261,6 +265,7 @@ def build_report(prog: Program, eng: Engine, mode: str) -> SimReport:
         eng.events,
         eng.periods,
         busy,
+        model=prog.model.name,
     )
 
 
@@ -272,9 +277,10 @@ def simulate(
     *,
     timing: str = "default",
     exact: bool = False,
+    model: ModelOptions = FAITHFUL,
 ) -> SimReport:
-    """Simulate ``cascade`` mapped by ``mapping`` on ``arch`` at ``dims``."""
-    prog = lower(cascade, arch, mapping, dims or {}, timing)
+    """Simulate ``cascade`` mapped by ``mapping`` on ``arch`` at ``dims`` under ``model``."""
+    prog = lower(cascade, arch, mapping, dims or {}, timing, model)
     eng = Engine(prog, exact_mode=exact)
     eng.run()
     return build_report(prog, eng, "exact" if exact else "fast")
