@@ -135,6 +135,8 @@ class Engine:
         self._common: dict[tuple[int, int], int] = {}
         self._region_plan: dict[tuple[Any, str], list[tuple[tuple[tuple[str, int], ...], int]]] = {}
         self._partner_k: dict[int, int] = {}
+        self._incs: dict[tuple[int, OpShape], tuple[tuple[str, float], ...]] = {}
+        self._xwords: dict[tuple[int, tuple[int, ...]], int] = {}
         # called with (leaf, ranges, shape, template) for every op, in program order
         self.on_op: Any = None
 
@@ -407,27 +409,48 @@ class Engine:
             self.on_op(leaf, ranges, shape, t)
 
     def count_op(self, leaf: Leaf, s: OpShape, ext: dict[str, int], start: int, t: Any) -> None:
+        key = (leaf.id, s)
+        inc = self._incs.get(key)
+        if inc is None:
+            inc = self._increments(leaf, s, ext)
+            self._incs[key] = inc
+        values = self.c.values
+        for name, v in inc:
+            values[name] = values.get(name, 0.0) + v
+        if len(self.events) < self.max_events:
+            self.events.append(Event(leaf.array, leaf.name, start, start + t.compute_end))
+        if self.exact:
+            self.profiles[leaf.array].append((start, t.profile))
+
+    def _increments(
+        self, leaf: Leaf, s: OpShape, ext: dict[str, int]
+    ) -> tuple[tuple[str, float], ...]:
+        """What one op adds to the counters (cached per leaf and shape)."""
         arch = self.p.arch
         arr = arch.array(leaf.array)
-        c = self.c
+        inc: dict[str, float] = {}
+
+        def add(name: str, v: float) -> None:
+            inc[name] = inc.get(name, 0.0) + v
+
         pes = s.u_r * s.u_c
         key_arr = "array2d" if leaf.array == "2d" else "array1d"
-        for k, _m in zip(leaf.kernels, leaf.maps, strict=True):
+        for k in leaf.kernels:
             steps = s.T
             kc = op_cycles(arr, k)
             points = pes * steps
-            c.add(f"busy.{k.name}", steps * max(kc, 1))
-            c.add(f"pe_cycles.{k.name}", points * max(kc, 1))
-            c.add(f"pe_cycles.{leaf.array}", points * max(kc, 1))
-            c.add(f"ops.{k.name}", 1)
+            add(f"busy.{k.name}", steps * max(kc, 1))
+            add(f"pe_cycles.{k.name}", points * max(kc, 1))
+            add(f"pe_cycles.{leaf.array}", points * max(kc, 1))
+            add(f"ops.{k.name}", 1)
             for o, n in k.ops:
                 cost = arr.op(o)
                 if cost is None:
                     continue
                 for act, cnt in cost.actions:
-                    c.add(f"act.{key_arr}.{act}", points * n * cnt)
-            c.add(f"act.{key_arr}.rf_read", points * len(k.reads))
-            c.add(f"act.{key_arr}.rf_write", points)
+                    add(f"act.{key_arr}.{act}", points * n * cnt)
+            add(f"act.{key_arr}.rf_read", points * len(k.reads))
+            add(f"act.{key_arr}.rf_write", points)
             for op in leaf.operands:
                 if (
                     op.kernel == k.name
@@ -435,17 +458,14 @@ class Engine:
                     and op.kind != "forward"
                 ):
                     words = self.region(op.access, ext, op.access.tensor)
-                    c.add("buffer.read_words", words)
-                    c.add(f"buffer.read.{op.tensor}", words)
+                    add("buffer.read_words", words)
+                    add(f"buffer.read.{op.tensor}", words)
             out = self.p.source_of.get(k.output.tensor, k.output.tensor)
             if self.p.placement.get(out) not in ("registers", "stream"):
                 words = self.region(k.output, ext, k.output.tensor)
-                c.add("buffer.write_words", words)
-                c.add(f"buffer.write.{out}", words)
-        if len(self.events) < self.max_events:
-            self.events.append(Event(leaf.array, leaf.name, start, start + t.compute_end))
-        if self.exact:
-            self.profiles[leaf.array].append((start, t.profile))
+                add("buffer.write_words", words)
+                add(f"buffer.write.{out}", words)
+        return tuple(inc.items())
 
     def region(self, acc: Any, ext: Mapping[str, int], tensor: str) -> int:
         """Elements of ``tensor`` that ``acc`` touches when each variable spans ``ext``."""
@@ -480,11 +500,16 @@ class Engine:
             if lo + n < self.p.extent(v):
                 return
         prefix = coords[: len(x.loops)]
-        ext: dict[str, int] = {}
-        for k, _ in x.accesses:
-            for v in k.space:
-                ext[v] = ranges[v][1] if v in ranges else self.p.extent(v)
-        words = max(self.region(acc, ext, acc.tensor) for _, acc in x.accesses)
+        sizes = tuple(r[1] for _, r in sorted(ranges.items()))
+        wkey = (x.id, sizes)
+        words = self._xwords.get(wkey, -1)
+        if words < 0:
+            ext: dict[str, int] = {}
+            for k, _ in x.accesses:
+                for v in k.space:
+                    ext[v] = ranges[v][1] if v in ranges else self.p.extent(v)
+            words = max(self.region(acc, ext, acc.tensor) for _, acc in x.accesses)
+            self._xwords[wkey] = words
         nbytes = math.ceil(words * self._itemsize(x.tensor) * x.fraction * x.repeat)
         scalesim = self.p.timing == "scalesim"
         if not x.write:
@@ -694,10 +719,14 @@ class Engine:
             items.append(("x", xid, rel(xid, pre), end - F))
         for (xid, pre), end in self.xrel.items():
             items.append(("y", xid, rel(xid, pre), end - F))
-        for xid, (key, owner) in self.xlast.items():
-            items.append(("k", xid, rel(xid, key), rel(xid, owner)))
-        for xid, hist in self.xhist.items():
-            items.append(("h", xid, tuple(rel(xid, h) for h in hist)))
+        # (the reuse keys and slots of transfers outside the loop do not change while it runs)
+        for xid in inner:
+            kl = self.xlast.get(xid)
+            if kl is not None:
+                items.append(("k", xid, rel(xid, kl[0]), rel(xid, kl[1])))
+            hist = self.xhist.get(xid)
+            if hist:
+                items.append(("h", xid, tuple(rel(xid, h) for h in hist)))
 
         self.written = {k: w for k, w in self.written.items() if w > F}
         self.writer = {k: v for k, v in self.writer.items() if k in self.written}

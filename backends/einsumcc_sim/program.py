@@ -1094,8 +1094,7 @@ def _fit(
         unit = inner[0] if inner else 1
         count = -(-n // unit)
         choices.append([unit * d for d in sorted(_divisors(count), reverse=True)])
-    best: Program | None = None
-    for combo in _combos(choices):
+    def attempt(combo: tuple[int, ...]) -> Program | None:
         groups = list(mapping.groups)
         for (gi, li), tile in zip(fits, combo, strict=True):
             g = groups[gi]
@@ -1106,19 +1105,37 @@ def _fit(
         try:
             prog = _Lowering(cascade, arch, m, dims, timing, model).lower()
         except EinError:
-            continue
-        best = prog if best is None else best
-        if prog.spill_fraction == 0:
-            prog.tiles = {
-                f"{mapping.groups[gi].loops[li][0].upper()}": t
-                for (gi, li), t in zip(fits, combo, strict=True)
-            }
-            return prog
-    if best is None:
+            return None
+        prog.tiles = {
+            f"{mapping.groups[gi].loops[li][0].upper()}": t
+            for (gi, li), t in zip(fits, combo, strict=True)
+        }
+        return prog
+
+    # every fitted loop takes the same rank among its candidates (largest first); a larger
+    # tile never needs less buffer, so the largest rank that fits is found by bisection
+    depth = min(len(c) for c in choices)
+
+    def at(rank: int) -> tuple[int, ...]:
+        return tuple(c[min(rank + len(c) - depth, len(c) - 1)] for c in choices)
+
+    lo, hi = 0, depth - 1
+    found: Program | None = None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        prog = attempt(at(mid))
+        if prog is not None and prog.spill_fraction == 0:
+            found, hi = prog, mid - 1
+        else:
+            lo = mid + 1
+    if found is not None:
+        return found
+    smallest = attempt(at(depth - 1))
+    if smallest is None:
         raise EinError.plain(
             "no tile fits the global buffer", hint="--set buffer.bytes=... or smaller tiles"
         )
-    return best
+    return smallest
 
 
 def _divisors(n: int) -> list[int]:
@@ -1127,15 +1144,6 @@ def _divisors(n: int) -> list[int]:
         if n % i == 0:
             out.update((i, n // i))
     return sorted(out)
-
-
-def _combos(choices: list[list[int]]) -> Iterator[tuple[int, ...]]:
-    if not choices:
-        yield ()
-        return
-    for x in choices[0]:
-        for rest in _combos(choices[1:]):
-            yield (x, *rest)
 
 
 def op_cycles(arr: ArrayArch, k: Kernel) -> int:
