@@ -30,6 +30,7 @@ from einsumcc.diagnostics import EinError
 PRESETS = ("fusemax", "flat", "systolic")
 DATAFLOWS = ("os", "ws", "is")
 ISSUES = ("sequential", "pipelined")
+REDUCES = ("chain", "tree")
 # ops a cascade can need (einsumcc.analysis.cost categories plus the functions)
 KNOWN_OPS = (
     "mac",
@@ -68,6 +69,9 @@ class ArrayArch:
     # sequential: a PE runs a point's actions one after another (cycles = their sum);
     # pipelined: each functional unit takes a new point every cycle (cycles = the busiest unit)
     issue: str = "sequential"
+    # how partial results of a spatial reduction meet: one PE to the next per cycle (chain),
+    # or through a reduction tree (log2 of the PEs cycles)
+    reduce: str = "chain"
 
     @property
     def pes(self) -> int:
@@ -349,6 +353,7 @@ def validate_arch(raw: Mapping[str, Any], source: str) -> Arch:
         r2.choice("dataflow", DATAFLOWS, "os"),
         tuple(dataflows),
         r2.choice("issue", ISSUES, "sequential"),
+        r2.choice("reduce", REDUCES, "chain"),
     )
     if a2.dataflow not in a2.dataflows:
         raise r2.fail("dataflow", f"'{a2.dataflow}' is not in array2d.dataflows {dataflows}")
@@ -363,6 +368,7 @@ def validate_arch(raw: Mapping[str, Any], source: str) -> Arch:
             r1.int("registers", 4),
             _ops(r1, "ops", per_array["array1d"]),
             issue=r1.choice("issue", ISSUES, "sequential"),
+            reduce=r1.choice("reduce", REDUCES, "chain"),
         )
         r1.done()
     rb = _Reader(top.table("buffer"), "buffer.", source)

@@ -370,6 +370,11 @@ class Engine:
                 else:
                     need = t.need_from_columns(rec.tpl.ready, link)
                 start = max(start, rec.start + need)
+            elif op.same_pes:
+                # (a record forgotten at a snapshot ended before anything still to come)
+                rec = self.records.get((prod.id, depth, tuple(prefix) + (0,) * (depth - common)))
+                if rec is not None and rec.tpl is not None:
+                    start = max(start, rec.start + t.need_inplace(rec.tpl))
             else:
                 rec = self.records.get((prod.id, common, tuple(prefix)))
                 if rec is not None:

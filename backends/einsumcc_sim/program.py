@@ -97,6 +97,7 @@ class Operand:
     kind: str = "scalar"  # inplace | down | up | scalar | input | forward
     carried: str | None = None  # loop variable read at the previous iterate
     streamed: bool = False  # read step by step as the producer's reduction streams out
+    same_pes: bool = False  # a buffer result read back by the same PEs on the same wavefront
 
 
 @dataclass(eq=False)
@@ -543,10 +544,11 @@ class _Lowering:
                     elif r and c:
                         load = 1
                 out = set(k.output.variables)
+                chain = self.arch.array(leaf.array).reduce == "chain"
                 if m.rows is not None and m.rows not in out:
-                    out_kind, a = "down", 1
+                    out_kind, a = "down", (1 if chain else a)
                 elif m.cols is not None and m.cols not in out:
-                    out_kind, b = "right", 1
+                    out_kind, b = "right", (1 if chain else b)
             leaf.flows = {"edge": (left, top, bool(load), 0)}
             leaf.out_kind = out_kind
             out_place = self.place.get(self.src(leaf.kernel.output.tensor), "buffer")
@@ -563,8 +565,52 @@ class _Lowering:
                             a = max(a, pa)
                         b = max(b, pb)
                 leaf.skew = (a if leaf.array == "2d" else 0, b)
+        # ops linked through registers in a pipelined group share one wavefront per array,
+        # so that consecutive ops never wait for a mismatched skew to drain
+        linked = [
+            lf
+            for lf in self.leaves
+            if self.m.groups[lf.group].mode != "sequential"
+            and any(op.kind in ("inplace", "down", "up") for op in lf.operands)
+        ]
+        for arr in ("2d", "1d"):
+            for gi in {lf.group for lf in linked}:
+                mine = [
+                    lf for lf in self.leaves if lf.array == arr and lf.group == gi
+                ]
+                if not any(lf in linked for lf in mine):
+                    continue
+                a = max(lf.skew[0] for lf in mine)
+                b = max(lf.skew[1] for lf in mine)
+                for lf in mine:
+                    lf.skew = (a, b)
 
     # ------------------------------------------------------------ transfers
+    def same_pes(self) -> None:
+        for leaf in self.leaves:
+            for op in leaf.operands:
+                p = op.producer
+                if (
+                    op.kind == "scalar"
+                    and p is not None
+                    and p.array == leaf.array
+                    and (p.maps[0].rows, p.maps[0].cols) == (leaf.maps[0].rows, leaf.maps[0].cols)
+                    and p.skew == leaf.skew
+                    and p.out_kind == "acc"
+                    and not p.drains
+                    and self.single_fold(p)
+                    and self.single_fold(leaf)
+                ):
+                    op.same_pes = True
+
+    def single_fold(self, leaf: Leaf) -> bool:
+        groups = [x for x in leaf.loops if x.kind == "group"]
+        return all(
+            lp.var is None or -(-self.local_extent(groups, lp.var) // lp.tile) == 1
+            for lp in leaf.loops
+            if lp.kind == "fold"
+        )
+
     def dram_loops_of(self, leaf: Leaf) -> list[Loop]:
         return [lp for lp in leaf.loops if lp.kind == "group" and lp.dram_level]
 
@@ -990,6 +1036,7 @@ class _Lowering:
         self.finish(root)
         self.operands()
         self.flows()
+        self.same_pes()
         self.transfers(root)
         self.orders(root)
         self.check_stages()
@@ -1153,7 +1200,8 @@ def op_cycles(arr: ArrayArch, k: Kernel) -> int:
 
 def op_shape(prog: Program, leaf: Leaf, ext: Mapping[str, int], paired: int = 0) -> OpShape:
     """The shape of one fold of ``leaf`` at the local extents ``ext``; ``paired`` is the
-    per-step cycles of an interleaved partner sharing the PEs cycle by cycle."""
+    per-step cycles of an interleaved partner sharing the PEs cycle by cycle (and the
+    buffer's read ports: the two ops' edge streams share them)."""
     arch = prog.arch
     model = prog.model
     arr = arch.array(leaf.array)
@@ -1185,21 +1233,36 @@ def op_shape(prog: Program, leaf: Leaf, ext: Mapping[str, int], paired: int = 0)
         L = R if scalesim else u_r
     drain = 0
     if leaf.drains and model.drains:
-        out_stream = math.prod(ext[v] for v in m0.stream if v in k0.output.variables)
+        out_stream = math.prod(
+            -(-ext[v] // dim[v]) if v in tiled else ext[v]
+            for v in m0.stream
+            if v in k0.output.variables
+        )
         drain = u_r * out_stream
     if not scalesim and model.ports:
         word = max(1, k0.itemsize)
         rd = arch.buffer.words_per_cycle(word, write=False)
         wr = arch.buffer.words_per_cycle(word, write=True)
         per_step = (u_r if left else 0) + (u_c if top else 0)
+        if paired and leaf.partner is not None:
+            pl, pt, _, _ = leaf.partner.flows["edge"]
+            per_step += (u_r if pl else 0) + (u_c if pt else 0)
         K = max(K, -(-per_step // rd) if per_step else 0)
         if leaf.out_kind == "down":
             K = max(K, -(-u_c // wr))
         if load and model.loads:
             L = max(L, -(-(u_r * u_c) // rd))
     exit_ = 0
+    tree = arr.reduce == "tree" and leaf.out_kind in ("down", "right") and not scalesim
     if model.hop == 0 and leaf.out_kind == "down" and T == 1 and model.reduce != "hops":
         exit_ = R  # the artifact's drain: a one-step reduction leaves after R cycles
+    elif tree and model.hop:
+        # a tree over the reduced PEs; no wavefront along the reduced dimension
+        exit_ = max(1, (max(u_r, 1) if leaf.out_kind == "down" else max(u_c, 1)) - 1).bit_length()
+        if leaf.out_kind == "down":
+            a = 0
+        else:
+            b = 0
     return OpShape(
         leaf.array,
         R if leaf.array == "2d" else 1,
@@ -1218,4 +1281,5 @@ def op_shape(prog: Program, leaf: Leaf, ext: Mapping[str, int], paired: int = 0)
         top,
         model.hop if not scalesim else 1,
         exit_,
+        tree and model.hop == 1,
     )

@@ -49,7 +49,8 @@ class OpShape:
     left: bool = False  # an operand streams from the left edge
     top: bool = False  # an operand streams from the top edge
     hop: int = 1  # cycles per PE hop; 0: operands and partial sums cross the array at once
-    exit: int = 0  # hop == 0: cycles for a reduction's results to leave the array
+    exit: int = 0  # hop == 0 or tree: cycles for a reduction's results to leave the array
+    tree: bool = False  # the reduction meets in a tree (exit cycles), not along a chain
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class Affine:
         self.out_first: Aff | None = None  # column j's first result (a streamed reduction)
         if s.scalesim:
             pass
-        elif s.hop == 0 and s.out in ("down", "right"):
+        elif (s.hop == 0 or s.tree) and s.out in ("down", "right"):
             # no hop latency: the results leave ``exit`` cycles after the last step
             # (ports are not modeled there: no bottom-port windows)
             hi = s.L + s.T * s.K + s.exit
@@ -175,8 +176,10 @@ class Exact:
     """
 
     def __init__(self, s: OpShape) -> None:
-        if s.hop != 1:
-            raise ValueError("the exact templates model one hop per cycle (the faithful model)")
+        if s.hop != 1 or s.tree:
+            raise ValueError(
+                "the exact templates model one hop per cycle along chains (the faithful model)"
+            )
         self.s = s
         ur, uc = s.u_r, s.u_c
         self.fire = exact_fire(s, ur, uc)
