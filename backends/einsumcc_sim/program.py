@@ -938,16 +938,27 @@ class _Lowering:
                 if not common:
                     continue
                 inner = common[-1]
-                d = 1 if op.carried is not None and op.carried == inner.var else 0
-                if op.carried is not None and op.carried != inner.var:
-                    continue
+                d = 0
+                if op.carried is not None:
+                    # the previous iterate ran this many epochs of the pipelined loop ago
+                    outer = [lp for lp in common if op.carried in lp.vars]
+                    if not outer:
+                        continue
+                    d = 1
+                    below = common[common.index(outer[-1]) + 1 :]
+                    for i, lp in enumerate(below):
+                        for v, t in ((lp.var, lp.tile), *lp.axes):
+                            if v is not None:
+                                n = self.local_extent(common[: common.index(lp)], v)
+                                d *= max(1, -(-n // t))
+                        del i
                 if p.stage > leaf.stage + d:
                     raise EinError.plain(
                         f"{leaf.name} (stage {leaf.stage}) reads {op.tensor} from {p.name} "
                         f"(stage {p.stage}), which runs later",
                         hint=f"give {p.name} a stage at most {leaf.stage + d}",
                     )
-                if p.stage == leaf.stage + d and op.kind != "forward":
+                if p.stage == leaf.stage + d and op.kind != "forward" and p is not leaf:
                     pi, ci = self.position(inner, p), self.position(inner, leaf)
                     if pi is not None and ci is not None and pi > ci:
                         raise EinError.plain(
