@@ -122,6 +122,11 @@ def row_of(point: Point, rep: SimReport) -> Row:
     per = tuple((col, sum(util.get(n, 0.0) for n in EINSUM_COLUMNS[col])) for col in d.einsums)
     extra: list[tuple[str, float]] = [("cycles", float(rep.cycles))]
     extra += [(f"energy.{k}", v) for k, v in sorted(rep.energy_breakdown_pj.items())]
+    # the counts behind the two calibrated energies (einsumcc_fusemax.calibration)
+    extra += [
+        ("count.buffer_accesses", float(rep.buffer_accesses.get("accesses", 0))),
+        ("count.rf2d_accesses", float(rep.rf_accesses.get("2d", 0))),
+    ]
     return Row(
         point.model.name,
         point.seq,

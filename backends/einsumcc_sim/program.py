@@ -51,6 +51,15 @@ from einsumcc_sim.model import FAITHFUL, ModelOptions
 from einsumcc_sim.template import OpShape
 
 
+class BufferOverflow(EinError):
+    """The staged tiles do not fit the global buffer (a smaller tile may)."""
+
+    @staticmethod
+    def make(message: str, hint: str | None = None) -> BufferOverflow:
+        err = EinError.plain(message, hint)
+        return BufferOverflow(err.diagnostics, err.source)
+
+
 @dataclass(eq=False)
 class Loop:
     var: str | None  # None: a group's body (one trip)
@@ -847,37 +856,39 @@ class _Lowering:
 
     def registers(self) -> dict[str, int]:
         """Register words per PE: a tile kept in registers from its producer to its last
-        reader on the same PEs, once per pipeline stage in flight."""
-        need: dict[str, int] = {"2d": 0, "1d": 0}
-        owner: dict[str, str] = {}
+        reader, once per pipeline stage in flight; a result computed pointwise from a tile
+        that its op reads for the last time takes over that tile's register."""
+        readers: dict[str, list[Leaf]] = {}
+        for lf in self.leaves:
+            for o in lf.operands:
+                if o.kind in ("inplace", "down", "up", "forward"):
+                    readers.setdefault(o.tensor, []).append(lf)
+        storage: dict[str, str] = {}
+        span: dict[str, tuple[int, int, str]] = {}  # storage -> (first stage, last, array)
         for leaf in self.leaves:
-            for k in leaf.kernels:
-                t = self.src(k.output.tensor)
-                if self.place.get(t) != "registers":
-                    continue
-                readers = [
-                    lf
-                    for lf in self.leaves
-                    if any(o.tensor == t and o.kind in ("inplace", "down", "up") for o in lf.operands)
-                ]
-                if not readers:
-                    continue
-                # pointwise in place over a tensor this op reads for the last time: no new word
-                over = [
-                    o.tensor
-                    for o in leaf.operands
-                    if o.kind == "inplace"
-                    and self.ks.get(o.tensor) is not None
-                    and self.ks[o.tensor].output.variables == k.output.variables
-                ]
-                span = max(r.stage for r in readers) - leaf.stage + 1
-                where = readers[0].array if leaf.array == "2d" and readers else leaf.array
-                if any(r.array == leaf.array for r in readers):
-                    where = leaf.array
-                if over and owner.get(over[0]) == where:
-                    continue
-                owner[t] = where
-                need[where] = need.get(where, 0) + max(1, span)
+            t = self.src(leaf.kernel.output.tensor)
+            rs = [r for r in readers.get(t, []) if r is not leaf]
+            if self.place.get(t) != "registers" or not rs:
+                continue
+            where = leaf.array if any(r.array == leaf.array for r in rs) else rs[0].array
+            last = max(r.stage for r in rs)
+            owner = t
+            for o in leaf.operands:
+                u = o.tensor
+                if (
+                    o.kind == "inplace"
+                    and u in storage
+                    and self.ks[u].output.variables == leaf.kernel.output.variables
+                    and max(r.stage for r in readers[u]) <= leaf.stage
+                ):
+                    owner = storage[u]
+                    break
+            storage[t] = owner
+            first, end, _ = span.get(owner, (leaf.stage, last, where))
+            span[owner] = (min(first, leaf.stage), max(end, last), where)
+        need: dict[str, int] = {"2d": 0, "1d": 0}
+        for first, last, where in span.values():
+            need[where] = need.get(where, 0) + (last - first + 1)
         return need
 
     # ------------------------------------------------------------ epochs
@@ -1054,7 +1065,7 @@ class _Lowering:
         staging = sum(2 * self.xfer_bytes(x) for x in self.xfers)
         cap = self.arch.buffer.bytes
         if staging > cap:
-            raise EinError.plain(
+            raise BufferOverflow.make(
                 f"the double-buffered DRAM tiles need {staging} bytes, more than the "
                 f"{cap}-byte global buffer of {self.arch.name}",
                 hint="add loops with smaller tiles to the mapping, or --set buffer.bytes=...",
@@ -1162,7 +1173,7 @@ def _fit(
         m = dataclasses.replace(mapping, groups=tuple(groups))
         try:
             prog = _Lowering(cascade, arch, m, dims, timing, model).lower()
-        except EinError:
+        except BufferOverflow:
             return None
         prog.tiles = {
             f"{mapping.groups[gi].loops[li][0].upper()}": t

@@ -55,6 +55,7 @@ class SimReport:
     scalesim_gap: dict[str, Any] | None = None
     functional: dict[str, Any] | None = None
     model: str = "faithful"  # the cost model (einsumcc_sim.model)
+    rf_accesses: dict[str, int] = field(default_factory=dict)  # register-file reads + writes
 
     @property
     def seconds(self) -> float:
@@ -101,6 +102,7 @@ class SimReport:
             "dram_write_bytes": self.dram_write_bytes,
             "dram_bytes_by_tensor": self.dram_by_tensor,
             "buffer_accesses": self.buffer_accesses,
+            "rf_accesses": self.rf_accesses,
             "energy_pj": self.energy_pj,
             "energy_breakdown_pj": self.energy_breakdown_pj,
             "spill_fraction": self.spill_fraction,
@@ -222,9 +224,11 @@ def build_report(prog: Program, eng: Engine, mode: str) -> SimReport:
     if prog.cascade.inputs:
         itemsize = prog.cascade.inputs[0].dtype.itemsize
     word_bits = itemsize * 8
-    rows_r = arch.buffer.row_bits // word_bits or 1
     bread = int(c.get("buffer.read_words", 0))
     bwrite = int(c.get("buffer.write_words", 0))
+    bfill = int(c.get("buffer.fill_words", 0))
+    row_words = max(1, arch.buffer.row_bits // word_bits)
+    access_words = max(1, int(dict(arch.energy).get("buffer_access_bits", 64)) // word_bits)
     busy: dict[str, np.ndarray] = {}
     if mode == "exact":
         for a, profs in eng.profiles.items():
@@ -256,8 +260,11 @@ def build_report(prog: Program, eng: Engine, mode: str) -> SimReport:
         {
             "read_words": bread,
             "write_words": bwrite,
-            "read_rows": -(-bread // rows_r),
-            "write_rows": -(-bwrite // rows_r),
+            "fill_words": bfill,
+            "read_rows": -(-bread // row_words),
+            "write_rows": -(-(bwrite + bfill) // row_words),
+            # accesses of the energy table's width (buffer_access_bits)
+            "accesses": -(-(bread + bwrite + bfill) // access_words),
         },
         _energy(arch, c, itemsize),
         prog.spill_fraction,
@@ -266,6 +273,10 @@ def build_report(prog: Program, eng: Engine, mode: str) -> SimReport:
         eng.periods,
         busy,
         model=prog.model.name,
+        rf_accesses={
+            a: int(c.get(f"act.array{a}.rf_read", 0) + c.get(f"act.array{a}.rf_write", 0))
+            for a in ("2d", "1d")
+        },
     )
 
 
