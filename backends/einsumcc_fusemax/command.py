@@ -48,9 +48,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argp
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    q.add_argument(
-        "--models", help="BERT,TrXL,T5,XLM (default: all) or a .toml file of models"
-    )
+    q.add_argument("--models", help="BERT,TrXL,T5,XLM (default: all) or a .toml file of models")
     q.add_argument("--seq", help="sequence lengths, e.g. 1K,4K,1M (default: 1K to 1M)")
     q.add_argument(
         "--designs",
@@ -199,7 +197,9 @@ def render_report(
         lines.append("")
     if len(tables) == 2:
         lines.append(render_models(tables["artifact"], tables["faithful"], designs))
-    lines.append(f"wrote {out}/attn-*.csv" + ("" if not out else f", figures and {out}/summary.txt"))
+    lines.append(
+        f"wrote {out}/attn-*.csv" + ("" if not out else f", figures and {out}/summary.txt")
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -239,7 +239,8 @@ def render_models(
     """The faithful model against the artifact's, design by design (mean over points)."""
     out = [
         "faithful vs artifact cost model (mean ratio over the points; see einsumcc_sim.model):",
-        f"  {'design':<8} {'latency':>8} {'traffic':>8} {'energy':>8} {'util_2d':>8} {'util_1d':>8}",
+        f"  {'design':<8} {'latency':>8} {'traffic':>8} {'energy':>8} "
+        f"{'util_2d':>8} {'util_1d':>8}",
     ]
     for d in designs:
         a = {(r.model, r.seq): r for r in art.get(d.key, [])}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
@@ -45,7 +45,13 @@ CASCADES = {
     "arch": "attention_1pass.ein",
     "binding": "attention_1pass.ein",
 }
-ARCHS = {"unfused": "flat", "flat": "flat", "cascade": "flat", "arch": "fusemax", "binding": "fusemax"}
+ARCHS = {
+    "unfused": "flat",
+    "flat": "flat",
+    "cascade": "flat",
+    "arch": "fusemax",
+    "binding": "fusemax",
+}
 # the 2D Einsums whose utilization the artifact reports, by its names
 EINSUM_COLUMNS = {"QK": ("QK", "BQK"), "AV": ("AV",), "LM": ("LM",), "SLN": ("SLN",),
                   "SLD": ("SLD",), "SLNV": ("SLNV",)}  # fmt: skip
@@ -145,14 +151,3 @@ def run_point(
 ) -> tuple[Point, Row, float]:
     rep, seconds = simulate_point(point, model, overrides)
     return point, row_of(point, rep), seconds
-
-
-def by_design(results: Sequence[tuple[Point, Row]]) -> dict[str, list[Row]]:
-    """Rows grouped by design key, in the artifact's order (models, then lengths)."""
-    out: dict[str, list[Row]] = {}
-    for p, r in results:
-        out.setdefault(p.design, []).append(r)
-    order: Mapping[str, int] = {}
-    for rows in out.values():
-        rows.sort(key=lambda r: (order.setdefault(r.model, len(order)), r.seq))
-    return out

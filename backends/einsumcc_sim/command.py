@@ -85,9 +85,7 @@ def _params(items: list[str]) -> dict[str, object]:
     return out
 
 
-def _setup(
-    args: argparse.Namespace, cascade: Cascade, model: str
-) -> tuple[Arch, SimMapping]:
+def _setup(args: argparse.Namespace, cascade: Cascade, model: str) -> tuple[Arch, SimMapping]:
     arch = load_arch(args.arch, args.overrides)
     mapping = load_mapping(args.mapping, cascade, arch, _params(args.params))
     extra = mapping.overrides_for(model)

@@ -397,10 +397,10 @@ class Engine:
             self.epoch_done[leaf.group] = max(self.epoch_done.get(leaf.group, 0), busy)
         depth = len(leaf.loops)
         for d in range(depth + 1):
-            key = (leaf.id, d, coords[:d])
-            rec = self.records.get(key)
+            rkey = (leaf.id, d, coords[:d])
+            rec = self.records.get(rkey)
             if rec is None:
-                self.records[key] = Rec(done)
+                self.records[rkey] = Rec(done)
             elif done > rec.end:
                 rec.end = done
         full = self.records[(leaf.id, depth, coords)]
@@ -561,9 +561,9 @@ class Engine:
                 self.qfree[x.id] = end
                 self.dram_free = max(self.dram_free, end)
             for d in range(len(coords) + 1):
-                key = (x.tensor, d, coords[:d])
-                self.written[key] = max(self.written.get(key, NEG), end)
-                self.writer[key] = x.id
+                tkey = (x.tensor, d, coords[:d])
+                self.written[tkey] = max(self.written.get(tkey, NEG), end)
+                self.writer[tkey] = x.id
             self.c.add("dram.write_bytes", nbytes)
             self.c.add(f"dram.{x.tensor}", nbytes)
 
@@ -683,9 +683,7 @@ class Engine:
                 items.append(("a", a, s0 - F, t0.s))
         if lp.dram and self.p.timing != "scalesim":
             items.append(("d", max(self.dram_free - F, 0)))
-            items.append(
-                ("q", tuple(sorted((k, v - F) for k, v in self.qfree.items() if v > F)))
-            )
+            items.append(("q", tuple(sorted((k, v - F) for k, v in self.qfree.items() if v > F))))
             items.append(
                 ("D", tuple((max(a, F) - F, b - F, round(u, 9)) for a, b, u in self.busy if b > F))
             )
@@ -709,11 +707,11 @@ class Engine:
         for (lid, d, pre), rec in self.records.items():
             if rec.end <= F:
                 continue
-            rel = pre
+            rpre = pre
             if lid in mine and d > pos:
-                rel = (*pre[:pos], pre[pos] - e, *pre[pos + 1 :])
+                rpre = (*pre[:pos], pre[pos] - e, *pre[pos + 1 :])
             items.append(
-                ("r", lid, d, rel, rec.end - F, rec.start - F if rec.tpl is not None else 0)
+                ("r", lid, d, rpre, rec.end - F, rec.start - F if rec.tpl is not None else 0)
             )
         inner = lp.xfer_ids
 
@@ -843,9 +841,7 @@ class Engine:
         self.xrel = {(x, sx(x, p)): t + shift_t for (x, p), t in self.xrel.items() if t > F}
         self.xinst = {(x, sx(x, p)): sx(x, o) for (x, p), o in self.xinst.items()}
         self.xlast = {x: (sx(x, k), sx(x, o)) for x, (k, o) in self.xlast.items()}
-        self.xhist = {
-            x: deque((sx(x, h) for h in hs), maxlen=2) for x, hs in self.xhist.items()
-        }
+        self.xhist = {x: deque((sx(x, h) for h in hs), maxlen=2) for x, hs in self.xhist.items()}
 
         written, writer = {}, {}
         for (t, d, pre), w in self.written.items():
@@ -856,8 +852,8 @@ class Engine:
             written[key] = w + shift_t
             writer[key] = xid
         self.written, self.writer = written, writer
-        for key, v in list(self.c.values.items()):
-            self.c.values[key] = v + q * (v - before.get(key, 0.0))
+        for name, v in list(self.c.values.items()):
+            self.c.values[name] = v + q * (v - before.get(name, 0.0))
         self.makespan += shift_t
 
 

@@ -96,9 +96,7 @@ class Mapping:
         for g in self.groups:
             out.append("[[group]]")
             out.append("einsums = [" + ", ".join(f'"{e}"' for e in g.einsums) + "]")
-            loops = ", ".join(
-                f'"{v.upper()}:{"fit" if t == FIT else t}"' for v, t in g.loops
-            )
+            loops = ", ".join(f'"{v.upper()}:{"fit" if t == FIT else t}"' for v, t in g.loops)
             out.append(f"loops = [{loops}]")
             out.append(f'mode = "{g.mode}"')
             if g.dram_loops is not None:
@@ -374,9 +372,7 @@ def mapping_from_dict(
     raw: AbcMapping[str, Any], cascade: Cascade, arch: Arch, source: str
 ) -> Mapping:
     base = default_mapping(cascade, arch)
-    unknown = sorted(
-        set(raw) - {"version", "name", "group", "einsum", "tensor", "arch", "model"}
-    )
+    unknown = sorted(set(raw) - {"version", "name", "group", "einsum", "tensor", "arch", "model"})
     if unknown:
         raise EinError.plain(
             f"{source}: {unknown[0]}: unknown key",

@@ -80,7 +80,7 @@ def model_options(name: str | ModelOptions) -> ModelOptions:
 
 def describe(model: ModelOptions) -> list[tuple[str, str]]:
     """The model's assumptions as (effect, what is charged) rows, for reports."""
-    rows = [
+    return [
         ("skew and fill", "one PE hop per cycle" if model.skew else "none (Timeloop)"),
         (
             "spatial reductions",
@@ -99,4 +99,3 @@ def describe(model: ModelOptions) -> list[tuple[str, str]]:
             else f"{model.dram_bandwidth:,} B/s",
         ),
     ]
-    return rows

@@ -51,13 +51,13 @@ from einsumcc_sim.model import FAITHFUL, ModelOptions
 from einsumcc_sim.template import OpShape
 
 
-class BufferOverflow(EinError):
+class BufferOverflowError(EinError):
     """The staged tiles do not fit the global buffer (a smaller tile may)."""
 
     @staticmethod
-    def make(message: str, hint: str | None = None) -> BufferOverflow:
+    def make(message: str, hint: str | None = None) -> BufferOverflowError:
         err = EinError.plain(message, hint)
-        return BufferOverflow(err.diagnostics, err.source)
+        return BufferOverflowError(err.diagnostics, err.source)
 
 
 @dataclass(eq=False)
@@ -414,10 +414,7 @@ class _Lowering:
         for v in fold_vars:
             if v in fixed and v not in chunk and v not in (m.rows, m.cols):
                 continue  # one value per iteration of a group loop already
-            if v in chunk:
-                tile = chunk[v]
-            else:
-                tile = arr.rows if v == m.rows else arr.cols if v == m.cols else 1
+            tile = chunk.get(v, arr.rows if v == m.rows else arr.cols if v == m.cols else 1)
             lp = Loop(v, tile, "fold", group=leaf.group)
             node.add(lp, st)
             node, st = lp, 0
@@ -584,9 +581,7 @@ class _Lowering:
         ]
         for arr in ("2d", "1d"):
             for gi in {lf.group for lf in linked}:
-                mine = [
-                    lf for lf in self.leaves if lf.array == arr and lf.group == gi
-                ]
+                mine = [lf for lf in self.leaves if lf.array == arr and lf.group == gi]
                 if not any(lf in linked for lf in mine):
                     continue
                 a = max(lf.skew[0] for lf in mine)
@@ -908,7 +903,9 @@ class _Lowering:
             g = self.m.groups[node.group] if node.group >= 0 else None
             rank = {e: r for r, e in enumerate(g.order)} if g is not None else {}
 
-            def key(u: list[int]) -> tuple[int, int, int]:
+            def key(
+                u: list[int], node: Loop = node, rank: dict[str, int] = rank
+            ) -> tuple[int, int, int]:
                 ch = node.children[u[0]]
                 if isinstance(ch, Xfer) and not ch.write and not ch.spill:
                     return (0, 0, u[0])
@@ -1001,7 +998,7 @@ class _Lowering:
                 g = self.m.groups[node.group]
                 node.carry = g.mode != "sequential" and max(node.stages, default=0) > 0
                 node.serial = g.mode == "tile-serial" and any(
-                    isinstance(c, Loop) and c.kind == "fold" or isinstance(c, Leaf)
+                    (isinstance(c, Loop) and c.kind == "fold") or isinstance(c, Leaf)
                     for c in node.children
                 )
                 node.last_guard = any(v in lf.guard for lf in leaves for v in node.vars)
@@ -1065,7 +1062,7 @@ class _Lowering:
         staging = sum(2 * self.xfer_bytes(x) for x in self.xfers)
         cap = self.arch.buffer.bytes
         if staging > cap:
-            raise BufferOverflow.make(
+            raise BufferOverflowError.make(
                 f"the double-buffered DRAM tiles need {staging} bytes, more than the "
                 f"{cap}-byte global buffer of {self.arch.name}",
                 hint="add loops with smaller tiles to the mapping, or --set buffer.bytes=...",
@@ -1163,6 +1160,7 @@ def _fit(
         unit = inner[0] if inner else 1
         count = -(-n // unit)
         choices.append([unit * d for d in sorted(_divisors(count), reverse=True)])
+
     def attempt(combo: tuple[int, ...]) -> Program | None:
         groups = list(mapping.groups)
         for (gi, li), tile in zip(fits, combo, strict=True):
@@ -1173,7 +1171,7 @@ def _fit(
         m = dataclasses.replace(mapping, groups=tuple(groups))
         try:
             prog = _Lowering(cascade, arch, m, dims, timing, model).lower()
-        except BufferOverflow:
+        except BufferOverflowError:
             return None
         prog.tiles = {
             f"{mapping.groups[gi].loops[li][0].upper()}": t
@@ -1208,7 +1206,7 @@ def _fit(
 
 
 def _divisors(n: int) -> list[int]:
-    out = set()
+    out: set[int] = set()
     for i in range(1, math.isqrt(n) + 1):
         if n % i == 0:
             out.update((i, n // i))

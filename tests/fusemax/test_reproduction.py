@@ -227,7 +227,7 @@ def test_a_stage_too_deep_for_the_recurrence_is_an_error(tmp_path):
     path.write_text(text)
     m = load_mapping(path, c, a)
     # P1 = 2 tiles: SPD of tile t reads RD of tile t - 2, issued three epochs after it
-    with pytest.raises(EinError, match="SPD .*reads RD.* which runs later"):
+    with pytest.raises(EinError, match=r"SPD .*reads RD.* which runs later"):
         lower(c, a, m, ONE_PASS)
 
 
@@ -342,7 +342,9 @@ def test_simulate_model_option(capsys):
             "fusemax", "--dims", "B=1,H=2,M=4096,P=4096,M0=256", "--model", "both"]  # fmt: skip
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "artifact" in text and "faithful" in text and "buffer ports" in text
+    assert "artifact" in text
+    assert "faithful" in text
+    assert "buffer ports" in text
     argv = ["simulate", str(EX / "attention_1pass.ein"), "--mapping", "fusemax", "--dims",
             "B=1,H=1,M=512,P=512,M0=256", "--model", "artifact", "--exact"]  # fmt: skip
     assert main(argv) == 1
