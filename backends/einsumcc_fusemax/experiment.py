@@ -34,7 +34,7 @@ from einsumcc_sim.arch import Arch, load_arch
 from einsumcc_sim.engine import Engine
 from einsumcc_sim.mapping import Mapping as SimMapping
 from einsumcc_sim.mapping import load_mapping
-from einsumcc_sim.model import model_options
+from einsumcc_sim.model import ModelOptions, model_options
 from einsumcc_sim.program import lower
 from einsumcc_sim.report import SimReport, build_report
 
@@ -93,7 +93,9 @@ def mapping_choice(d: Design, model: Model, seq: int) -> tuple[str, dict[str, ob
     return ("flat" if onchip else "flat-offchip"), params
 
 
-def setup(point: Point, model: str = "artifact", overrides: Sequence[str] = ()) -> Setup:
+def setup(
+    point: Point, model: str | ModelOptions = "artifact", overrides: Sequence[str] = ()
+) -> Setup:
     d = design(point.design)
     c = cascade(CASCADES[d.key])
     arch_name = ARCHS[d.key]
@@ -109,7 +111,7 @@ def setup(point: Point, model: str = "artifact", overrides: Sequence[str] = ()) 
 
 
 def simulate_point(
-    point: Point, model: str = "artifact", overrides: Sequence[str] = ()
+    point: Point, model: str | ModelOptions = "artifact", overrides: Sequence[str] = ()
 ) -> tuple[SimReport, float]:
     """The simulator's report for a point, and the seconds it took."""
     t0 = time.perf_counter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -14,7 +14,7 @@ from einsumcc.ir.cascade import Cascade
 from einsumcc_sim.arch import PRESETS, Arch, load_arch
 from einsumcc_sim.mapping import MAPPING_PRESETS, load_mapping
 from einsumcc_sim.mapping import Mapping as SimMapping
-from einsumcc_sim.model import describe, model_options
+from einsumcc_sim.model import ModelOptions, ablations, describe, model_options
 from einsumcc_sim.report import SimReport, plot_timeline, simulate
 
 
@@ -85,7 +85,9 @@ def _params(items: list[str]) -> dict[str, object]:
     return out
 
 
-def _setup(args: argparse.Namespace, cascade: Cascade, model: str) -> tuple[Arch, SimMapping]:
+def _setup(
+    args: argparse.Namespace, cascade: Cascade, model: str | ModelOptions
+) -> tuple[Arch, SimMapping]:
     arch = load_arch(args.arch, args.overrides)
     mapping = load_mapping(args.mapping, cascade, arch, _params(args.params))
     extra = mapping.overrides_for(model)
@@ -148,14 +150,21 @@ def _both(args: argparse.Namespace, cascade: Cascade, dims: dict[str, int]) -> i
     for name in ("artifact", "faithful"):
         arch, mapping = _setup(args, cascade, name)
         reports[name] = simulate(cascade, arch, mapping, dims, model=model_options(name))
+    # where the difference comes from: the artifact's model with one faithful effect on
+    effects: list[tuple[str, int]] = []
+    for label, options in ablations():
+        arch, mapping = _setup(args, cascade, options)
+        effects.append((label, simulate(cascade, arch, mapping, dims, model=options).cycles))
     if args.json:
-        print(json_dumps({k: r.to_json() for k, r in reports.items()}))
+        doc = {k: r.to_json() for k, r in reports.items()}
+        doc["effects"] = dict(effects)
+        print(json_dumps(doc))
         return 0
-    sys.stdout.write(render_side_by_side(reports["artifact"], reports["faithful"]))
+    sys.stdout.write(render_side_by_side(reports["artifact"], reports["faithful"], effects))
     return 0
 
 
-def render_side_by_side(a: SimReport, f: SimReport) -> str:
+def render_side_by_side(a: SimReport, f: SimReport, effects: Sequence[tuple[str, int]] = ()) -> str:
     rows = [
         ("cycles", f"{a.cycles:,}", f"{f.cycles:,}", f.cycles / a.cycles if a.cycles else 0.0),
         ("seconds", f"{a.seconds:.6g}", f"{f.seconds:.6g}", None),
@@ -181,6 +190,12 @@ def render_side_by_side(a: SimReport, f: SimReport) -> str:
     ):
         out.append(f"    {effect:<20} artifact: {art}")
         out.append(f"    {'':<20} faithful: {fai}")
+    if effects:
+        out.append("")
+        out.append("  the artifact's model with one effect of the faithful model switched on:")
+        for label, cycles in effects:
+            ratio = cycles / a.cycles if a.cycles else 0.0
+            out.append(f"    {label:<48} {cycles:>16,} cycles  ({ratio:.3f}x)")
     return "\n".join(out) + "\n"
 
 

@@ -40,6 +40,7 @@ from einsumcc.ir.cascade import Cascade, Recurrence
 from einsumcc.ir.nodes import Role, is_var_symbol
 from einsumcc_sim.arch import Arch
 from einsumcc_sim.kernel import Kernel, kernels, matmul_operands
+from einsumcc_sim.model import ModelOptions
 
 MODES = ("sequential", "pipelined", "interleaved", "tile-serial")
 PLACES = ("dram", "stream", "buffer", "registers")
@@ -81,8 +82,10 @@ class Mapping:
     # --set overrides of the architecture that hold only under a cost model
     model_overrides: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
-    def overrides_for(self, model: str) -> tuple[str, ...]:
-        return dict(self.model_overrides).get(model, ())
+    def overrides_for(self, model: str | ModelOptions) -> tuple[str, ...]:
+        """The architecture overrides of the ``[model.<name>]`` table that applies."""
+        key = model if isinstance(model, str) else model.overrides_key
+        return dict(self.model_overrides).get(key, ())
 
     def kernel(self, name: str) -> KernelMap:
         return dict(self.kernels)[name]

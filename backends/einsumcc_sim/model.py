@@ -30,7 +30,7 @@ is pipelined at one element per cycle.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from einsumcc.diagnostics import EinError
 
@@ -47,10 +47,16 @@ class ModelOptions:
     link: bool = True  # the 2D <-> 1D link has its latency
     ports: bool = True  # global-buffer ports throttle a step
     dram_bandwidth: int | None = None  # bytes/s, None: the architecture's
+    # which ``[model.<name>]`` table of a mapping applies ("": the one named ``name``)
+    table: str = ""
 
     @property
     def hop(self) -> int:
         return 1 if self.skew else 0
+
+    @property
+    def overrides_key(self) -> str:
+        return self.table or self.name
 
 
 FAITHFUL = ModelOptions("faithful")
@@ -76,6 +82,32 @@ def model_options(name: str | ModelOptions) -> ModelOptions:
         raise EinError.plain(
             f"--model {name}: unknown cost model", hint="models: " + ", ".join(MODELS)
         ) from None
+
+
+# the effects the two models disagree on: (ModelOptions field, what the faithful model charges)
+EFFECTS = (
+    ("skew", "systolic skew and fill, one PE hop per cycle"),
+    ("reduce", "spatial reductions one row per cycle"),
+    ("drains", "output drains through the bottom ports"),
+    ("loads", "stationary operands shifted in"),
+    ("link", "the 2D-1D link's latency"),
+    ("ports", "global-buffer port bandwidth"),
+    ("dram_bandwidth", "DRAM at the architecture's bandwidth"),
+)
+
+
+def ablations() -> list[tuple[str, ModelOptions]]:
+    """The artifact's model with one effect of the faithful model switched on at a time, and
+    with the mapping's artifact-only architecture settings dropped: (what, options)."""
+    out = []
+    for field, label in EFFECTS:
+        switched = {field: getattr(FAITHFUL, field)}
+        out.append(
+            (label, replace(ARTIFACT, name=f"artifact+{field}", table="artifact", **switched))
+        )
+    faithful_settings = replace(ARTIFACT, name="artifact+mapping", table="faithful")
+    out.append(("the mapping's settings for the faithful model", faithful_settings))
+    return out
 
 
 def describe(model: ModelOptions) -> list[tuple[str, str]]:

@@ -14,13 +14,14 @@ from einsumcc import EinError, load
 from einsumcc.cli import main
 from einsumcc.reference import evaluate, random_inputs
 from einsumcc_fusemax.calibration import calibrate
-from einsumcc_fusemax.command import grouped, run_grid
+from einsumcc_fusemax.command import attribute, grouped, render_attribution, run_grid
 from einsumcc_fusemax.experiment import Point, run_point, setup, simulate_point
 from einsumcc_fusemax.results import (
     DESIGNS,
     PAPER,
     TOLERANCES,
     compare,
+    design,
     read_csv,
     reference_dir,
     summarize,
@@ -29,7 +30,7 @@ from einsumcc_fusemax.workload import SEQ_LENS, load_models
 from einsumcc_sim.arch import load_arch
 from einsumcc_sim.functional import run_functional
 from einsumcc_sim.mapping import load_mapping
-from einsumcc_sim.model import ARTIFACT, describe, model_options
+from einsumcc_sim.model import ARTIFACT, ablations, describe, model_options
 from einsumcc_sim.program import lower
 from einsumcc_sim.report import simulate
 
@@ -329,7 +330,26 @@ def test_reproduce_both_models_side_by_side(tmp_path, capsys):
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "faithful vs artifact cost model" in text
+    assert "where the faithful model's latency comes from (XLM 1K" in text
+    assert "global-buffer port bandwidth" in text
     assert (tmp_path / "faithful" / "attn-binding.csv").is_file()
+
+
+def test_latency_difference_is_attributed_to_effects():
+    """One faithful effect at a time on top of the artifact's model: the binding's
+    difference is the buffer's read ports, +Cascade's the fill and the mapping's own
+    settings (FLAT's 32 MiB buffer instead of the artifact's 16 MiB)."""
+    names = [label for label, _ in ablations()]
+    assert len(names) == 8
+    assert all(o.overrides_key in ("artifact", "faithful") for _, o in ablations())
+    attr = attribute([design("binding"), design("cascade")], [MODELS["BERT"]], [64 * K], [], 1)
+    binding = dict(attr["binding"][1])
+    assert binding["global-buffer port bandwidth"] == pytest.approx(1.46, abs=0.02)
+    assert binding["faithful (all)"] == pytest.approx(1.46, abs=0.02)
+    cascade = dict(attr["cascade"][1])
+    assert cascade["the mapping's settings for the faithful model"] < 0.9
+    assert cascade["systolic skew and fill, one PE hop per cycle"] > 1.1
+    assert "BERT 64K" in render_attribution(attr)
 
 
 def test_reproduce_errors(capsys):
@@ -345,6 +365,7 @@ def test_simulate_model_option(capsys):
     assert "artifact" in text
     assert "faithful" in text
     assert "buffer ports" in text
+    assert "one effect of the faithful model switched on" in text
     argv = ["simulate", str(EX / "attention_1pass.ein"), "--mapping", "fusemax", "--dims",
             "B=1,H=1,M=512,P=512,M0=256", "--model", "artifact", "--exact"]  # fmt: skip
     assert main(argv) == 1
