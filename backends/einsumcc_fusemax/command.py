@@ -196,6 +196,8 @@ def render_report(
     for model, rows in tables.items():
         lines.append(f"== {model} cost model: {npoints} points in {timing[model]:.1f} s")
         lines.append(render_summary(summarize(rows)).rstrip())
+        lines.append("")
+        lines.append(render_energy(rows, designs))
         if ref_dir is not None and (ref_dir / "attn-binding.csv").is_file():
             lines.append("")
             lines.append(render_deviations(rows, designs, ref_dir, bounded=model == "artifact"))
@@ -210,6 +212,42 @@ def render_report(
         f"wrote {out}/attn-*.csv" + ("" if not out else f", figures and {out}/summary.txt")
     )
     return "\n".join(lines) + "\n"
+
+
+# components of the energy breakdown: (column, prefixes of the report's energy keys)
+ENERGY_COMPONENTS = (
+    ("2D compute", ("2d.mac", "2d.add", "2d.max", "2d.exp", "2d.div")),
+    ("1D compute", ("1d.mac", "1d.add", "1d.max", "1d.exp", "1d.div")),
+    ("2D RF", ("2d.rf",)),
+    ("1D RF", ("1d.rf",)),
+    ("buffer", ("buffer",)),
+    ("DRAM", ("dram",)),
+)
+
+
+def render_energy(rows: dict[str, list[Row]], designs: Sequence[Design]) -> str:
+    """Each design's energy by component (shares of the total over the grid's points) and
+    relative to FuseMax's."""
+    head = "".join(f"{name:>11}" for name, _ in ENERGY_COMPONENTS)
+    out = ["energy by component (share of the design's total over the points):",
+           f"  {'design':<8}{head}   total pJ"]  # fmt: skip
+    for d in designs:
+        if not rows.get(d.key):
+            continue
+        parts = dict.fromkeys((n for n, _ in ENERGY_COMPONENTS), 0.0)
+        total = 0.0
+        for r in rows[d.key]:
+            total += r.energy
+            for key, value in r.extra:
+                if not key.startswith("energy."):
+                    continue
+                for name, keys in ENERGY_COMPONENTS:
+                    if key.removeprefix("energy.") in keys:
+                        parts[name] += value
+        cells = "".join(f"{100 * v / total:>10.1f}%" if total else f"{'-':>11}"
+                        for v in parts.values())  # fmt: skip
+        out.append(f"  {d.key:<8}{cells}   {total:.4g}")
+    return "\n".join(out)
 
 
 def render_deviations(

@@ -314,6 +314,7 @@ def test_reproduce_writes_csvs_figures_and_summary(tmp_path, capsys):
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "speedup over FLAT" in text
+    assert "energy by component" in text
     for d in DESIGNS:
         rows = read_csv(out / f"attn-{d.key}.csv")
         assert [(r.model, r.seq) for r in rows] == [("BERT", K), ("BERT", 4 * K)]
