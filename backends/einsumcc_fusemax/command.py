@@ -146,6 +146,17 @@ def grouped(
     return out
 
 
+def _have_matplotlib(quiet: bool) -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is not None:
+        return True
+    if not quiet:
+        print("reproduce: no figures (they need matplotlib: pip install matplotlib; "
+              "--no-plots skips them)", file=sys.stderr)  # fmt: skip
+    return False
+
+
 def reproduce(args: argparse.Namespace) -> int:
     models = load_models(args.models)
     seqs = parse_seq(args.seq)
@@ -159,6 +170,7 @@ def reproduce(args: argparse.Namespace) -> int:
     runs = ["artifact", "faithful"] if args.model == "both" else [args.model]
     tables: dict[str, dict[str, list[Row]]] = {}
     timing: dict[str, float] = {}
+    plotted = False
     for model in runs:
         bar = Progress(len(points), f"{model:>8}", not args.quiet)
         t0 = time.perf_counter()
@@ -169,15 +181,16 @@ def reproduce(args: argparse.Namespace) -> int:
         target.mkdir(parents=True, exist_ok=True)
         for d in designs:
             write_csv(d, tables[model][d.key], target)
-        if not args.no_plots:
+        if not args.no_plots and _have_matplotlib(args.quiet):
             from einsumcc_fusemax.figures import draw_all
 
             draw_all(tables[model], target)
+            plotted = True
     ref_dir = Path(args.reference) if args.reference else reference_dir()
     attribution = None
     if len(runs) == 2:
         attribution = attribute(designs, models, seqs, args.overrides, jobs)
-    text = render_report(tables, designs, ref_dir, out, timing, len(points), attribution)
+    text = render_report(tables, designs, ref_dir, out, timing, len(points), attribution, plotted)
     (out / "summary.txt").write_text(text)
     sys.stdout.write(text)
     return 0
@@ -191,6 +204,7 @@ def render_report(
     timing: dict[str, float],
     npoints: int,
     attribution: dict[str, tuple[Point, list[tuple[str, float]]]] | None = None,
+    plotted: bool = True,
 ) -> str:
     lines: list[str] = []
     for model, rows in tables.items():
@@ -209,7 +223,7 @@ def render_report(
             lines.append(render_attribution(attribution))
         lines.append("")
     lines.append(
-        f"wrote {out}/attn-*.csv" + ("" if not out else f", figures and {out}/summary.txt")
+        f"wrote {out}/attn-*.csv" + (", figures" if plotted else "") + f" and {out}/summary.txt"
     )
     return "\n".join(lines) + "\n"
 

@@ -353,6 +353,23 @@ def test_latency_difference_is_attributed_to_effects():
     assert "BERT 64K" in render_attribution(attr)
 
 
+def test_reproduce_without_matplotlib_writes_csvs(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name)
+    )
+    argv = ["reproduce", "fusemax", "--models", "XLM", "--seq", "1K", "--designs", "fusemax",
+            "--out", str(tmp_path), "--jobs", "1"]  # fmt: skip
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "they need matplotlib" in captured.err
+    assert (tmp_path / "attn-binding.csv").is_file()
+    assert not list(tmp_path.glob("*.png"))
+    assert f"wrote {tmp_path}/attn-*.csv and" in captured.out
+
+
 def test_reproduce_errors(capsys):
     assert main(["reproduce", "fusemax", "--designs", "tpu"]) == 1
     assert "unknown design 'tpu'" in capsys.readouterr().err
