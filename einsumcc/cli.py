@@ -32,11 +32,13 @@ Handler = Callable[[argparse.Namespace], int]
 # ---------------------------------------------------------------- argument helpers
 
 
-def parse_dims(values: Sequence[str] | None) -> dict[str, int]:
-    """``["M=1024,P=512", "E=64"]`` → ``{"M": 1024, "P": 512, "E": 64}``."""
-    dims: dict[str, int] = {}
-    for value in values or ():
-        for item in value.split(","):
+def parse_assignments(
+    values: Sequence[str] | None, option: str, example: str, value: str = "POSITIVE_INTEGER"
+) -> dict[str, int]:
+    """``["M=1024,P=512", "E=64"]`` → ``{"M": 1024, "P": 512, "E": 64}`` for ``option``."""
+    out: dict[str, int] = {}
+    for text in values or ():
+        for item in text.split(","):
             item = item.strip()
             if not item:
                 continue
@@ -48,11 +50,16 @@ def parse_dims(values: Sequence[str] | None) -> dict[str, int]:
                 n = -1
             if not sep or not name.isidentifier() or n <= 0:
                 raise EinError.plain(
-                    f"--dims: expected RANK=POSITIVE_INTEGER, got '{item}'",
-                    hint="for example --dims M=1024,P=512",
+                    f"{option}: expected RANK={value}, got '{item}'",
+                    hint=f"for example {option} {example}",
                 )
-            dims[name] = n
-    return dims
+            out[name] = n
+    return out
+
+
+def parse_dims(values: Sequence[str] | None) -> dict[str, int]:
+    """The extents given with ``--dims``."""
+    return parse_assignments(values, "--dims", "M=1024,P=512")
 
 
 def _load(path: str) -> Cascade:

@@ -33,7 +33,17 @@ import numpy as np
 import sympy
 
 from einsumcc.diagnostics import EinError
-from einsumcc.ir.bind import ARITH, BINARY, UNARY, Bindings, bind, eval_constant, index_coefficients
+from einsumcc.ir.bind import (
+    ARITH,
+    BINARY,
+    COMPARE,
+    REDUCE_IDENTITY,
+    UNARY,
+    Bindings,
+    bind,
+    eval_constant,
+    index_coefficients,
+)
 from einsumcc.ir.cascade import Cascade, Recurrence
 from einsumcc.ir.nodes import (
     Access,
@@ -55,20 +65,11 @@ from einsumcc.ir.nodes import (
 
 Array = np.ndarray
 
-_IDENTITY = {"sum": 0.0, "prod": 1.0, "max": -np.inf, "min": np.inf}
 _REDUCE: dict[str, Callable[..., Any]] = {
     "sum": np.sum,
     "prod": np.prod,
     "max": np.max,
     "min": np.min,
-}
-_CMP = {
-    "<": np.less,
-    "<=": np.less_equal,
-    ">": np.greater,
-    ">=": np.greater_equal,
-    "==": np.equal,
-    "!=": np.not_equal,
 }
 # Above this many elements a filtered sum of finite products is contracted with a 0/1 mask
 # factor instead of being materialised.
@@ -132,7 +133,7 @@ class _Einsum:
             lhs = self.affine(c.lhs)
             rhs = self.affine(c.rhs)
             axes_c = _union(lhs, rhs)
-            val = _L(_CMP[c.op](_align(lhs, axes_c), _align(rhs, axes_c)), axes_c)
+            val = _L(COMPARE[c.op](_align(lhs, axes_c), _align(rhs, axes_c)), axes_c)
             mask = _L(_align(mask, mask.axes) & _align(val, mask.axes), mask.axes)
         return mask
 
@@ -194,7 +195,7 @@ class _Einsum:
         if conds:
             mask = self.cond_mask(conds)
             axes2 = _union(_L(arr, axes), mask)
-            arr = np.where(_align(mask, axes2), _align(_L(arr, axes), axes2), _IDENTITY[e.op])
+            arr = np.where(_align(mask, axes2), _align(_L(arr, axes), axes2), REDUCE_IDENTITY[e.op])
             axes = axes2
             full_shape = [self.ranges[v][1] if v in e.variables else 1 for v in axes]
         shape = np.broadcast_shapes(arr.shape, tuple(full_shape))

@@ -24,7 +24,15 @@ import numpy as np
 import sympy
 
 from einsumcc.diagnostics import EinError
-from einsumcc.ir.bind import ARITH, BINARY, UNARY, eval_constant, index_coefficients
+from einsumcc.ir.bind import (
+    ARITH,
+    BINARY,
+    COMPARE,
+    REDUCE_IDENTITY,
+    UNARY,
+    eval_constant,
+    index_coefficients,
+)
 from einsumcc.ir.cascade import Cascade
 from einsumcc.ir.nodes import (
     Access,
@@ -46,16 +54,7 @@ from einsumcc_sim.mapping import Mapping as SimMapping
 from einsumcc_sim.program import Leaf, Program, lower
 from einsumcc_sim.template import Exact, OpShape
 
-_IDENTITY = {"sum": 0.0, "prod": 1.0, "max": -np.inf, "min": np.inf}
 _AT = {"sum": np.add.at, "prod": np.multiply.at, "max": np.maximum.at, "min": np.minimum.at}
-_CMP = {
-    "<": np.less,
-    "<=": np.less_equal,
-    ">": np.greater,
-    ">=": np.greater_equal,
-    "==": np.equal,
-    "!=": np.not_equal,
-}
 
 
 class DataflowError(AssertionError):
@@ -168,7 +167,7 @@ class _Functional:
                 for var, cf in coeffs.items():
                     v = v + cf * vals[var]
                 sides.append(v)
-            mask &= _CMP[cnd.op](sides[0], sides[1])
+            mask &= COMPARE[cnd.op](sides[0], sides[1])
         return mask
 
     # ------------------------------------------------------------ one op
@@ -220,7 +219,7 @@ class _Functional:
         keep = self.cond(k.where, vals, ii.size) if k.where else np.ones(ii.size, dtype=bool)
         target = k.output.tensor
         if target not in self.store:
-            init = _IDENTITY.get(k.combine or "", self.fill(target))
+            init = REDUCE_IDENTITY.get(k.combine or "", self.fill(target))
             self.alloc(target, init)
             if k.where and k.combine is not None:
                 self.fill_unsurvived(k)

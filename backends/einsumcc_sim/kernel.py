@@ -23,7 +23,6 @@ nothing.  A kernel whose body is a bare access (``BK[e, m1, m0] = K[e, m1*M0 + m
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import sympy
@@ -38,7 +37,6 @@ from einsumcc.ir.nodes import (
     Einsum,
     Expr,
     ExtentRef,
-    Neg,
     ParamRef,
     Reduce,
     VarRef,
@@ -46,6 +44,7 @@ from einsumcc.ir.nodes import (
     free_variables,
     var_symbol,
     walk,
+    with_children,
 )
 
 _COMBINE_OP = {"sum": "add", "max": "max", "min": "max", "prod": "mul"}
@@ -221,17 +220,7 @@ class _Builder:
         if fv < space:
             return self.helper(e, ())
         kids = tuple(self.hoist(c, space, where) for c in children(e))
-        return _with_children(e, kids)
-
-
-def _with_children(e: Expr, kids: tuple[Expr, ...]) -> Expr:
-    if isinstance(e, Neg):
-        return dataclasses.replace(e, operand=kids[0])
-    if isinstance(e, Binary):
-        return dataclasses.replace(e, lhs=kids[0], rhs=kids[1])
-    if isinstance(e, Call):
-        return dataclasses.replace(e, args=kids)
-    return e
+        return with_children(e, kids)
 
 
 def kernels(cascade: Cascade) -> tuple[Kernel, ...]:

@@ -18,25 +18,9 @@ from einsumcc.ir.cascade import Cascade
 
 def parse_tiles(values: Sequence[str] | None) -> dict[str, int]:
     """``["P=128,M0=64"]`` -> ``{"P": 128, "M0": 64}``."""
-    tiles: dict[str, int] = {}
-    for value in values or ():
-        for item in value.split(","):
-            item = item.strip()
-            if not item:
-                continue
-            name, sep, number = item.partition("=")
-            name = name.strip()
-            try:
-                n = int(number.strip())
-            except ValueError:
-                n = -1
-            if not sep or not name.isidentifier() or n <= 0:
-                raise EinError.plain(
-                    f"--tile: expected RANK=POWER_OF_TWO, got '{item}'",
-                    hint="for example --tile P=128,M0=64",
-                )
-            tiles[name] = n
-    return tiles
+    from einsumcc.cli import parse_assignments
+
+    return parse_assignments(values, "--tile", "P=128,M0=64", value="POWER_OF_TWO")
 
 
 def parse_names(values: Sequence[str] | None) -> tuple[str, ...]:

@@ -55,6 +55,18 @@ ARITH: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
+# the identity of each reduction (what an empty reduction gives) and the filter comparisons
+REDUCE_IDENTITY: dict[str, float] = {"sum": 0.0, "prod": 1.0, "max": -np.inf, "min": np.inf}
+COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "<": np.less,
+    "<=": np.less_equal,
+    ">": np.greater,
+    ">=": np.greater_equal,
+    "==": np.equal,
+    "!=": np.not_equal,
+}
+
+
 @dataclass(frozen=True)
 class Bindings:
     """Concrete extents of every rank and values of every param."""

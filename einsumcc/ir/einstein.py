@@ -9,10 +9,9 @@ a factor) when that sub-expression lies inside one.  So ``Z[] = Y[] * A[k]`` is
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 
-from einsumcc.ir.nodes import Access, Binary, Call, Expr, Neg, Reduce, VarRef, children
+from einsumcc.ir.nodes import Access, Binary, Expr, Neg, Reduce, VarRef, children, with_children
 
 Path = tuple[int, ...]
 
@@ -73,21 +72,9 @@ def make_sums_explicit(body: Expr, implicit: Iterable[str]) -> Expr:
         kids = children(e)
         new = tuple(rebuild(c, (*path, i)) for i, c in enumerate(kids))
         if new != kids or any(a is not b for a, b in zip(new, kids, strict=True)):
-            e = _with_children(e, new)
+            e = with_children(e, new)
         if path in scopes:
             e = Reduce("sum", scopes[path], e, span=getattr(e, "span", None))
         return e
 
     return rebuild(body, ())
-
-
-def _with_children(e: Expr, kids: tuple[Expr, ...]) -> Expr:
-    if isinstance(e, Neg):
-        return dataclasses.replace(e, operand=kids[0])
-    if isinstance(e, Binary):
-        return dataclasses.replace(e, lhs=kids[0], rhs=kids[1])
-    if isinstance(e, Call):
-        return dataclasses.replace(e, args=kids)
-    if isinstance(e, Reduce):
-        return dataclasses.replace(e, body=kids[0])
-    return e

@@ -8,6 +8,7 @@ reductions, calls and spans that sympy cannot hold.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import math
@@ -190,6 +191,19 @@ def children(e: Expr) -> tuple[Expr, ...]:
     if isinstance(e, Reduce):
         return (e.body,)
     return ()
+
+
+def with_children(e: Expr, kids: tuple[Expr, ...]) -> Expr:
+    """``e`` with its children replaced (the inverse of :func:`children`)."""
+    if isinstance(e, Neg):
+        return dataclasses.replace(e, operand=kids[0])
+    if isinstance(e, Binary):
+        return dataclasses.replace(e, lhs=kids[0], rhs=kids[1])
+    if isinstance(e, Call):
+        return dataclasses.replace(e, args=kids)
+    if isinstance(e, Reduce):
+        return dataclasses.replace(e, body=kids[0])
+    return e
 
 
 def walk(e: Expr) -> Iterator[Expr]:
