@@ -152,6 +152,30 @@ def _call(fn: str, *args: ka.Expr, **kwargs: ka.Expr) -> ka.Call:
     return ka.call(fn, *args, **kwargs)
 
 
+def _nan_reduction(op: str, jit: tuple[ka.Expr, ...]) -> ka.FunctionDef:
+    """``_ein_nanmax``/``_ein_nanmin``: the reduction along an axis, NaN if any element is NaN
+    (as numpy's max and min)."""
+    x = _n("x")
+    return ka.FunctionDef(
+        f"_ein_nan{op}",
+        (ka.Param("x"), ka.Param("axis", _tl("constexpr"))),
+        (
+            ka.Comment(f"{op} along axis, NaN if any element is NaN (as numpy's {op})"),
+            ka.Assign(_n("m"), _call(f"tl.{op}", x, _n("axis"))),
+            ka.Assign(
+                _n("bad"),
+                _call(
+                    "tl.max",
+                    _call("tl.where", _bin("!=", x, x), ka.Const(1), ka.Const(0)),
+                    _n("axis"),
+                ),
+            ),
+            ka.Return(_call("tl.where", _bin(">", _n("bad"), ka.Const(0)), _f(math.nan), _n("m"))),
+        ),
+        jit,
+    )
+
+
 def _bin(op: str, a: ka.Expr, b: ka.Expr) -> ka.Expr:
     return ka.BinOp(op, a, b)
 
@@ -323,46 +347,7 @@ def _helper_defs() -> list[ka.FunctionDef]:
             (ka.Return(_bin("*", a, b)),),
             jit,
         ),
-        ka.FunctionDef(
-            "_ein_nanmax",
-            (ka.Param("x"), ka.Param("axis", _tl("constexpr"))),
-            (
-                ka.Comment("max along axis, NaN if any element is NaN (as numpy's max)"),
-                ka.Assign(_n("m"), _call("tl.max", x, _n("axis"))),
-                ka.Assign(
-                    _n("bad"),
-                    _call(
-                        "tl.max",
-                        _call("tl.where", _bin("!=", x, x), ka.Const(1), ka.Const(0)),
-                        _n("axis"),
-                    ),
-                ),
-                ka.Return(
-                    _call("tl.where", _bin(">", _n("bad"), ka.Const(0)), _f(math.nan), _n("m"))
-                ),
-            ),
-            jit,
-        ),
-        ka.FunctionDef(
-            "_ein_nanmin",
-            (ka.Param("x"), ka.Param("axis", _tl("constexpr"))),
-            (
-                ka.Comment("min along axis, NaN if any element is NaN (as numpy's min)"),
-                ka.Assign(_n("m"), _call("tl.min", x, _n("axis"))),
-                ka.Assign(
-                    _n("bad"),
-                    _call(
-                        "tl.max",
-                        _call("tl.where", _bin("!=", x, x), ka.Const(1), ka.Const(0)),
-                        _n("axis"),
-                    ),
-                ),
-                ka.Return(
-                    _call("tl.where", _bin(">", _n("bad"), ka.Const(0)), _f(math.nan), _n("m"))
-                ),
-            ),
-            jit,
-        ),
+        *(_nan_reduction(op, jit) for op in ("max", "min")),
     ]
 
 

@@ -397,17 +397,24 @@ class _Checker:
                 "cyclic params: " + " -> ".join([*cycle, cycle[0]]),
             )
 
-    def const_expr(self, e: s.Expr, what: str) -> ir.Expr:
-        """A constant expression: numbers, inf, params, extents, arithmetic and functions."""
+    def literal(self, e: s.Expr) -> ir.Expr | None:
+        """Numbers, inf, params and extents: what every kind of expression may hold."""
         if isinstance(e, s.Number):
             return ir.Const(e.value, e.span)
         if isinstance(e, s.Inf):
             return ir.Const(math.inf, e.span)
+        if isinstance(e, s.Name) and e.name in self.params:
+            return ir.ParamRef(e.name, e.span)
+        if isinstance(e, s.Name) and e.name in self.ranks:
+            return ir.ExtentRef(e.name, e.span)
+        return None
+
+    def const_expr(self, e: s.Expr, what: str) -> ir.Expr:
+        """A constant expression: numbers, inf, params, extents, arithmetic and functions."""
+        lit = self.literal(e)
+        if lit is not None:
+            return lit
         if isinstance(e, s.Name):
-            if e.name in self.params:
-                return ir.ParamRef(e.name, e.span)
-            if e.name in self.ranks:
-                return ir.ExtentRef(e.name, e.span)
             if e.name in self.var_rank:
                 self.error(
                     e.span,
@@ -794,15 +801,10 @@ class _Checker:
         return f"{name} is declared {name}[{', '.join(map(str, dims))}]"
 
     def value_expr(self, e: s.Expr, bound: frozenset[str], ctx: str) -> ir.Expr:
-        if isinstance(e, s.Number):
-            return ir.Const(e.value, e.span)
-        if isinstance(e, s.Inf):
-            return ir.Const(math.inf, e.span)
+        lit = self.literal(e)
+        if lit is not None:
+            return lit
         if isinstance(e, s.Name):
-            if e.name in self.params:
-                return ir.ParamRef(e.name, e.span)
-            if e.name in self.ranks:
-                return ir.ExtentRef(e.name, e.span)
             if e.name in self.var_rank:
                 return ir.VarRef(e.name, e.span)
             self.unknown_name(e)

@@ -328,6 +328,15 @@ class Condition:
         return frozenset(str(s) for s in syms if is_var_symbol(s))
 
 
+def iterative_variable(target: Access) -> str | None:
+    """``x`` when ``target`` writes ``T[.., x + 1, ..]`` (the next iterate of a recurrence)."""
+    for ix in target.indices:
+        syms = [s for s in ix.free_symbols if is_var_symbol(s)]
+        if len(syms) == 1 and ix - syms[0] == 1:
+            return str(syms[0])
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Einsum:
     """One statement ``OUT[...] = body where ...``; named after the tensor it assigns."""
@@ -353,11 +362,7 @@ class Einsum:
     @property
     def iterative_variable(self) -> str | None:
         """``m1`` when the output is indexed ``m1 + 1``."""
-        for ix in self.output.indices:
-            syms = [s for s in ix.free_symbols if is_var_symbol(s)]
-            if len(syms) == 1 and ix - syms[0] == 1:
-                return str(syms[0])
-        return None
+        return iterative_variable(self.output)
 
     @property
     def reduced_variables(self) -> tuple[str, ...]:

@@ -44,6 +44,7 @@ from einsumcc.ir.nodes import (
     children,
     free_variables,
     is_var_symbol,
+    iterative_variable,
     var_symbol,
     walk,
 )
@@ -87,11 +88,7 @@ class Node:
     @property
     def iterative_variable(self) -> str | None:
         """``x`` when the node writes ``T[.., x + 1, ..]``."""
-        for ix in self.output.indices:
-            syms = [s for s in ix.free_symbols if is_var_symbol(s)]
-            if len(syms) == 1 and ix - syms[0] == 1:
-                return str(syms[0])
-        return None
+        return iterative_variable(self.output)
 
     @property
     def conditions(self) -> tuple[Condition, ...]:
