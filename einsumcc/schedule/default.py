@@ -61,6 +61,22 @@ WIDE_TILE = 1 << 13  # kernels whose largest tile has this many values run 8 war
 TRITON_MAX_NUMEL = 1 << 20  # Triton's limit on the elements of one block
 
 
+def _units(nodes: Sequence[Node]) -> list[list[Node]]:
+    """Consecutive nodes of one recurrence stage form one unit that is never split."""
+    out: list[list[Node]] = []
+    for n in nodes:
+        if (
+            out
+            and n.recurrence is not None
+            and out[-1][-1].recurrence == n.recurrence
+            and out[-1][-1].stage == n.stage
+        ):
+            out[-1].append(n)
+        else:
+            out.append([n])
+    return out
+
+
 def next_pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
@@ -304,18 +320,7 @@ class _Deriver:
     # ------------------------------------------------------------ grouping
     def units(self) -> list[list[Node]]:
         """Nodes in order; a recurrence's nodes form one unit that is never split."""
-        out: list[list[Node]] = []
-        for n in self.prog.nodes:
-            if (
-                out
-                and n.recurrence is not None
-                and out[-1][-1].recurrence == n.recurrence
-                and out[-1][-1].stage == n.stage
-            ):
-                out[-1].append(n)
-            else:
-                out.append([n])
-        return out
+        return _units(self.prog.nodes)
 
     def analyze(self, nodes: list[Node]) -> _Group | tuple[Node, str, str | None]:
         """The group's grid and loop, or (node, reason, hint) why it cannot be one kernel."""
@@ -697,18 +702,7 @@ class _Deriver:
         return (n.stage, n.recurrence)
 
     def group_units(self, g: _Group) -> list[list[Node]]:
-        out: list[list[Node]] = []
-        for n in g.nodes:
-            if (
-                out
-                and n.recurrence is not None
-                and out[-1][-1].recurrence == n.recurrence
-                and out[-1][-1].stage == n.stage
-            ):
-                out[-1].append(n)
-            else:
-                out.append([n])
-        return out
+        return _units(g.nodes)
 
     # ------------------------------------------------------------ kernels
     def split_points(self, g: _Group) -> set[int]:
