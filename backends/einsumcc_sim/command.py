@@ -12,9 +12,10 @@ import numpy as np
 from einsumcc.diagnostics import EinError
 from einsumcc.ir.cascade import Cascade
 from einsumcc_sim.arch import PRESETS, Arch, load_arch
-from einsumcc_sim.mapping import MAPPING_PRESETS, load_mapping
+from einsumcc_sim.mapping import MAPPING_PRESETS, fitted_defaults, load_mapping
 from einsumcc_sim.mapping import Mapping as SimMapping
 from einsumcc_sim.model import ModelOptions, ablations, describe, model_options
+from einsumcc_sim.program import BufferOverflowError, lower
 from einsumcc_sim.report import SimReport, plot_timeline, simulate
 
 
@@ -96,11 +97,38 @@ def _setup(
     return arch, mapping
 
 
+def fit_default(
+    args: argparse.Namespace,
+    cascade: Cascade,
+    arch: Arch,
+    mapping: SimMapping,
+    dims: dict[str, int],
+    model: ModelOptions,
+) -> SimMapping:
+    """The default mapping, or when its staged tiles overflow the buffer at these dims, the
+    first of its fitted variants (outer loops over the parallel ranks) that fits."""
+    if str(args.mapping) != "default":
+        return mapping
+    timing = getattr(args, "timing", "default")
+    try:
+        lower(cascade, arch, mapping, dims, timing, model)
+        return mapping
+    except BufferOverflowError as first:
+        for candidate in fitted_defaults(cascade, arch):
+            try:
+                lower(cascade, arch, candidate, dims, timing, model)
+            except BufferOverflowError:
+                continue
+            return candidate
+        raise first from None
+
+
 def run(args: argparse.Namespace, cascade: Cascade, dims: dict[str, int]) -> int:
     if args.model == "both":
         return _both(args, cascade, dims)
     model = model_options(args.model)
     arch, mapping = _setup(args, cascade, args.model)
+    mapping = fit_default(args, cascade, arch, mapping, dims, model)
     if args.emit_mapping:
         sys.stdout.write(mapping.render())
         return 0
@@ -149,11 +177,13 @@ def _both(args: argparse.Namespace, cascade: Cascade, dims: dict[str, int]) -> i
     reports: dict[str, SimReport] = {}
     for name in ("artifact", "faithful"):
         arch, mapping = _setup(args, cascade, name)
+        mapping = fit_default(args, cascade, arch, mapping, dims, model_options(name))
         reports[name] = simulate(cascade, arch, mapping, dims, model=model_options(name))
     # where the difference comes from: the artifact's model with one faithful effect on
     effects: list[tuple[str, int]] = []
     for label, options in ablations():
         arch, mapping = _setup(args, cascade, options)
+        mapping = fit_default(args, cascade, arch, mapping, dims, options)
         effects.append((label, simulate(cascade, arch, mapping, dims, model=options).cycles))
     if args.json:
         doc = {k: r.to_json() for k, r in reports.items()}
@@ -223,6 +253,7 @@ def _functional(
 def report_for(args: argparse.Namespace, cascade: Cascade, dims: dict[str, int]) -> SimReport:
     model = getattr(args, "model", "faithful")
     arch, mapping = _setup(args, cascade, model)
+    mapping = fit_default(args, cascade, arch, mapping, dims, model_options(model))
     return simulate(cascade, arch, mapping, dims, model=model_options(model))
 
 

@@ -226,6 +226,34 @@ def default_mapping(cascade: Cascade, arch: Arch) -> Mapping:
     return Mapping("default", (group,), maps, placement)
 
 
+def fitted_defaults(cascade: Cascade, arch: Arch) -> list[Mapping]:
+    """The default mapping with outer loops that bring the staged tiles into the buffer.
+
+    The loops run over the variables every computing Einsum keeps on its left side (``b, h,
+    p`` in attention), in the order of the output's ranks: the first variant tiles the first
+    of them to fit the buffer (``B:fit``), the next iterates it one index at a time and fits
+    the second (``B:1, H:fit``), and so on.  Recurrence loops stay innermost.
+    """
+    base = default_mapping(cascade, arch)
+    looped = {v for g in base.groups for v, _ in g.loops}
+    ks = [k for k in kernels(cascade) if not k.alias and not k.is_helper]
+    common = set.intersection(*(set(k.lhs) for k in ks)) - looped if ks else set()
+    order: list[str] = []
+    for t in (*cascade.outputs, *cascade.tensors):
+        order.extend(cascade.rank(d.rank).var for d in t.dims if cascade.rank(d.rank).var in common)
+    order = list(dict.fromkeys(order))
+    out = []
+    for i, v in enumerate(order):
+        outer = (*((u, 1) for u in order[:i]), (v, FIT))
+        groups = tuple(replace(g, loops=outer + g.loops) for g in base.groups)
+        out.append(replace(base, name=f"default, fitted: {_show_loops(outer)}", groups=groups))
+    return out
+
+
+def _show_loops(loops: Sequence[tuple[str, int]]) -> str:
+    return ", ".join(f"{v.upper()}:{'fit' if t == FIT else t}" for v, t in loops)
+
+
 def _lane_preference(ks: Sequence[Kernel]) -> list[str]:
     """Variables by how many kernels keep them on the left: the 1D lanes follow the
     2D array's columns when they can."""
@@ -497,7 +525,8 @@ def _kernel_map(spec: Any, base: KernelMap, cascade: Cascade, where: str, source
     if bad:
         raise EinError.plain(f"{source}: {where}.{bad[0]}: unknown key")
     array = spec.get("array", base.array)
-    if array not in ("2d", "1d"):
+    # "none": a pure re-indexing (a view such as BK), which no array computes
+    if array not in ("2d", "1d") and not (array == "none" and base.array == "none"):
         raise EinError.plain(f'{source}: {where}.array: expected "2d" or "1d"')
     out = replace(base, array=array)
     if "rows" in spec:

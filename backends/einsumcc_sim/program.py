@@ -1199,7 +1199,7 @@ def _fit(
         return found
     smallest = attempt(at(depth - 1))
     if smallest is None:
-        raise EinError.plain(
+        raise BufferOverflowError.make(
             "no tile fits the global buffer", hint="--set buffer.bytes=... or smaller tiles"
         )
     return smallest

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from einsumcc.cli import main
+from tests.conftest import EXAMPLES
 
 DECODE = """
 rank E = 16
@@ -42,3 +43,47 @@ def test_split_kv_decode_with_a_rank0_intermediate(tmp_path, capsys, extra):
     assert report["cycles"] > 0
     if extra:
         assert report["functional"]["ok"]
+
+
+def test_default_mapping_fits_long_sequences_with_outer_loops(capsys):
+    # at 64K tokens the plain default stages whole K, V and Q in the 16 MiB buffer; the
+    # fitted variant loops over batch and heads and a block of queries instead
+    argv = [
+        "simulate",
+        str(EXAMPLES / "fusemax" / "attention_1pass.ein"),
+        "--dims",
+        "M=65536,P=65536",
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "(default, fitted: B:1, H:1, P:fit mapping" in out
+
+
+def test_default_mapping_fits_a_long_weight_stationary_gemm(capsys):
+    argv = [
+        "simulate",
+        str(EXAMPLES / "matmul.ein"),
+        "--arch",
+        "systolic",
+        "--set",
+        "array2d.dataflow=ws",
+        "--dims",
+        "M=1048576,N=1048576,K=64",
+        "--json",
+    ]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["utilization"]["2d"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_emitted_default_mapping_reads_back(tmp_path, capsys):
+    argv = ["simulate", str(EXAMPLES / "attention_1pass.ein"), "--dims", "M=256,P=128"]
+    assert main([*argv, "--emit-mapping"]) == 0
+    path = tmp_path / "m.toml"
+    path.write_text(capsys.readouterr().out)
+    assert main([*argv, "--json"]) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--json", "--mapping", str(path)]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["cycles"] == default["cycles"]
+    assert again["energy_pj"] == default["energy_pj"]
