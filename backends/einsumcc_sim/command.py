@@ -12,10 +12,10 @@ import numpy as np
 from einsumcc.diagnostics import EinError
 from einsumcc.ir.cascade import Cascade
 from einsumcc_sim.arch import PRESETS, Arch, load_arch
-from einsumcc_sim.mapping import MAPPING_PRESETS, fitted_defaults, load_mapping
+from einsumcc_sim.mapping import MAPPING_PRESETS, load_mapping
 from einsumcc_sim.mapping import Mapping as SimMapping
 from einsumcc_sim.model import ModelOptions, ablations, describe, model_options
-from einsumcc_sim.program import BufferOverflowError, lower
+from einsumcc_sim.program import default_for
 from einsumcc_sim.report import SimReport, plot_timeline, simulate
 
 
@@ -105,22 +105,10 @@ def fit_default(
     dims: dict[str, int],
     model: ModelOptions,
 ) -> SimMapping:
-    """The default mapping, or when its staged tiles overflow the buffer at these dims, the
-    first of its fitted variants (outer loops over the parallel ranks) that fits."""
+    """The given mapping, or for ``--mapping default`` the default chosen at these dims."""
     if str(args.mapping) != "default":
         return mapping
-    timing = getattr(args, "timing", "default")
-    try:
-        lower(cascade, arch, mapping, dims, timing, model)
-        return mapping
-    except BufferOverflowError as first:
-        for candidate in fitted_defaults(cascade, arch):
-            try:
-                lower(cascade, arch, candidate, dims, timing, model)
-            except BufferOverflowError:
-                continue
-            return candidate
-        raise first from None
+    return default_for(cascade, arch, dims, getattr(args, "timing", "default"), model)
 
 
 def run(args: argparse.Namespace, cascade: Cascade, dims: dict[str, int]) -> int:

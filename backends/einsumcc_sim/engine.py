@@ -714,9 +714,18 @@ class Engine:
                 ("r", lid, d, rpre, rec.end - F, rec.start - F if rec.tpl is not None else 0)
             )
         inner = lp.xfer_ids
+        # a tile that this loop's variables do not index is reused from the iteration that
+        # fetched it, however long ago: past the pipeline's depth, only that it was fetched
+        # before matters, not when (its records carry the times)
+        depth = max(lp.stages, default=0) + 2
 
-        def rel(x: int, pre: tuple[int, ...]) -> tuple[int, ...]:
-            return self._rel(pre, pos, e) if x in inner else pre
+        def rel(x: int, pre: tuple[Any, ...]) -> tuple[Any, ...]:
+            if x not in inner:
+                return pre
+            out = self._rel(pre, pos, e)
+            if len(out) > pos and out[pos] < -depth and not self._indexed(x, pos):
+                return (*out[:pos], "old", *out[pos + 1 :])
+            return out
 
         for (xid, pre), end in self.xrec.items():
             items.append(("x", xid, rel(xid, pre), end - F))
@@ -767,6 +776,15 @@ class Engine:
             for v, lo, n, t in c.axes
         )
         return Carry(c.loop, co, rg, c.trips, axes)
+
+    def _indexed(self, xid: int, pos: int) -> bool:
+        """Whether the loop at ``pos`` around transfer ``xid`` moves its tile."""
+        x = self._xfers[xid]
+        return pos < len(x.loops) and bool(x.key_vars.intersection(x.loops[pos].vars))
+
+    @functools.cached_property
+    def _xfers(self) -> dict[int, Xfer]:
+        return {x.id: x for x in self.p.xfers}
 
     @staticmethod
     def _rel(pre: tuple[int, ...], pos: int, e: int) -> tuple[int, ...]:

@@ -148,18 +148,37 @@ class Mapping:
 # ---------------------------------------------------------------- the default mapping
 
 
-def _pick(candidates: Sequence[str], prefer: Sequence[str]) -> str | None:
+Extents = AbcMapping[str, int]  # variable → extent, when the dims are known
+
+
+def _pick(
+    candidates: Sequence[str], prefer: Sequence[str], extents: Extents | None = None, fill: int = 0
+) -> str | None:
+    """The preferred candidate; with extents, the one that fills the most of ``fill`` PEs
+    (the innermost among equals), the preference breaking ties."""
+    if not candidates:
+        return None
+    if extents is not None:
+        rank = {v: i for i, v in enumerate(prefer)}
+
+        def key(v: str) -> tuple[int, int, int]:
+            n = extents.get(v, 1)
+            return (min(n, fill) if fill else n, -rank.get(v, len(rank)), candidates.index(v))
+
+        return max(candidates, key=key)
     for v in prefer:
         if v in candidates:
             return v
-    return candidates[-1] if candidates else None
+    return candidates[-1]
 
 
 def _ordered(vars_: set[str], acc_order: Sequence[str]) -> list[str]:
     return [v for v in acc_order if v in vars_]
 
 
-def _map_2d(k: Kernel, dataflow: str) -> KernelMap:
+def _map_2d(k: Kernel, arch: Arch, extents: Extents | None) -> KernelMap:
+    a2 = arch.array2d
+    dataflow, nr, nc = a2.dataflow, a2.rows, a2.cols
     ops = matmul_operands(k)
     if ops:
         a, b = ops  # SCALE-Sim: the first factor is the ifmap, the second the filter
@@ -170,36 +189,56 @@ def _map_2d(k: Kernel, dataflow: str) -> KernelMap:
         n_vars = _ordered({v for v in lhs if v in b.variables and v not in a.variables}, order_b)
         k_vars = _ordered(set(k.reduced), order_a)
         if dataflow == "os":
-            rows, cols, stream = _pick(m_vars, []), _pick(n_vars, []), tuple(k_vars)
+            rows, cols = _pick(m_vars, [], extents, nr), _pick(n_vars, [], extents, nc)
+            stream = tuple(k_vars)
         elif dataflow == "ws":
-            rows, cols, stream = _pick(k_vars, []), _pick(n_vars, []), tuple(m_vars)
+            rows, cols = _pick(k_vars, [], extents, nr), _pick(n_vars, [], extents, nc)
+            stream = tuple(m_vars)
         else:
-            rows, cols, stream = _pick(k_vars, []), _pick(m_vars, []), tuple(n_vars)
+            rows, cols = _pick(k_vars, [], extents, nr), _pick(m_vars, [], extents, nc)
+            stream = tuple(n_vars)
         return KernelMap("2d", rows, cols, tuple(v for v in stream if v not in (rows, cols)))
     outs = list(k.lhs)
-    cols = outs[-1] if outs else None
-    rows = outs[-2] if len(outs) > 1 else None
+    if extents is None:
+        cols = outs[-1] if outs else None
+        rows = outs[-2] if len(outs) > 1 else None
+    else:
+        cols = _pick(outs, [], extents, nc)
+        rows = _pick([v for v in outs if v != cols], [], extents, nr)
     return KernelMap("2d", rows, cols, tuple(k.reduced))
 
 
-def _map_1d(k: Kernel, lane_pref: Sequence[str]) -> KernelMap:
+def _map_1d(k: Kernel, lane_pref: Sequence[str], lanes: int, extents: Extents | None) -> KernelMap:
     lhs = list(k.lhs)
-    lane = _pick(lhs, lane_pref) if lhs else (k.space[-1] if k.space else None)
+    if extents is not None and k.space:
+        # a reduced variable may take the lanes too (a spatial reduction), when it fills more
+        pref = {v: i for i, v in enumerate(lane_pref)}
+
+        def key(v: str) -> tuple[int, bool, int, int]:
+            fill = min(extents.get(v, 1), lanes)
+            return (fill, v in lhs, -pref.get(v, len(pref)), k.space.index(v))
+
+        lane: str | None = max(k.space, key=key)
+    else:
+        lane = _pick(lhs, lane_pref) if lhs else (k.space[-1] if k.space else None)
     stream = tuple(v for v in k.space if v != lane)
     return KernelMap("1d", None, lane, stream)
 
 
-def default_kernel_map(k: Kernel, arch: Arch, lane_pref: Sequence[str]) -> KernelMap:
+def default_kernel_map(
+    k: Kernel, arch: Arch, lane_pref: Sequence[str], extents: Extents | None = None
+) -> KernelMap:
     """Matmul-like kernels on the 2D array (as SCALE-Sim maps a GEMM), the rest on the 1D
-    array, falling back to whichever array has the ops."""
+    array, falling back to whichever array has the ops.  With the extents known, the spatial
+    variables are those that fill the most PEs."""
     if k.alias:
         return KernelMap("none")
     a2, a1 = arch.array2d, arch.array1d
     need = k.op_names
     if (k.matmul_like or a1 is None or not a1.supports(need)) and a2.supports(need):
-        return _map_2d(k, a2.dataflow)
+        return _map_2d(k, arch, extents)
     if a1 is not None and a1.supports(need):
-        return _map_1d(k, lane_pref)
+        return _map_1d(k, lane_pref, a1.pes, extents)
     have = sorted(set(dict(a2.ops)) | set(dict(a1.ops) if a1 else ()))
     raise EinError.plain(
         f"{k.origin}: no array of {arch.name} can run {', '.join(need)}",
@@ -207,47 +246,80 @@ def default_kernel_map(k: Kernel, arch: Arch, lane_pref: Sequence[str]) -> Kerne
     )
 
 
-def default_mapping(cascade: Cascade, arch: Arch) -> Mapping:
-    """A mapping for any cascade: one group; a loop (tile 1) over each recurrence's iterative
-    variable; tensors in DRAM (inputs, outputs) or the global buffer (intermediates)."""
+def default_mapping(
+    cascade: Cascade,
+    arch: Arch,
+    extents: Extents | None = None,
+    outer: Sequence[tuple[str, int]] = (),
+    chunked: bool = False,
+) -> Mapping:
+    """A mapping for any cascade: one group; the ``outer`` loops, then a loop (tile 1) over
+    each recurrence's iterative variable; tensors in DRAM (inputs, outputs) or the global
+    buffer (intermediates).
+
+    With the variables' ``extents`` (those of a ``fit`` loop: its fitted tile), the spatial
+    variables are those that fill the most PEs under the loops.  ``chunked`` streams every
+    variable longer than the array's rows (lanes) in chunks of that many, so that no staged
+    tile spans a whole long rank.
+    """
     ks = kernels(cascade)
-    loops: list[tuple[str, int]] = []
+    loops: list[tuple[str, int]] = list(outer)
     for st in cascade.stages:
         if isinstance(st, Recurrence) and (st.variable, 1) not in loops:
             loops.append((st.variable, 1))
     looped = {v for v, _ in loops}
+    if extents is not None:
+        extents = dict(extents)
+        for v, t in loops:
+            if t != FIT:
+                extents[v] = min(extents.get(v, 1), t)
     pref = [v for v in _lane_preference(ks) if v not in looped]
     # the 1D lanes follow the 2D array's columns, so results pass straight down the link
-    cols = [default_kernel_map(k, arch, pref).cols for k in ks if k.matmul_like]
+    cols = [default_kernel_map(k, arch, pref, extents).cols for k in ks if k.matmul_like]
     lane_pref = [v for v in cols if v is not None and v not in looped] + pref
-    maps = tuple((k.name, default_kernel_map(k, arch, lane_pref)) for k in ks)
+    maps = []
+    for k in ks:
+        km = default_kernel_map(k, arch, lane_pref, extents)
+        if chunked and extents is not None and km.array in ("2d", "1d"):
+            size = arch.array2d.rows if km.array == "2d" else (arch.array1d or arch.array2d).cols
+            chunks = tuple((v, size) for v in km.stream if extents.get(v, 1) > size)
+            km = replace(km, chunks=chunks)
+        maps.append((k.name, km))
     group = Group(tuple(e.name for e in cascade.einsums), tuple(loops), "pipelined")
     placement = default_placement(cascade, ks)
-    return Mapping("default", (group,), maps, placement)
+    name = "default"
+    if outer or chunked:
+        name += ", fitted: " + _show_loops(outer) + (", chunked" if chunked else "")
+    return Mapping(name.replace(": , ", ": "), (group,), tuple(maps), placement)
 
 
-def fitted_defaults(cascade: Cascade, arch: Arch) -> list[Mapping]:
-    """The default mapping with outer loops that bring the staged tiles into the buffer.
+def fitted_loops(cascade: Cascade) -> list[tuple[tuple[str, int], ...]]:
+    """Outer loops that bring a cascade's staged tiles into the buffer.
 
-    The loops run over the variables every computing Einsum keeps on its left side (``b, h,
-    p`` in attention), in the order of the output's ranks: the first variant tiles the first
-    of them to fit the buffer (``B:fit``), the next iterates it one index at a time and fits
-    the second (``B:1, H:fit``), and so on.  Recurrence loops stay innermost.
+    They run over the variables every computing Einsum keeps on its left side (``b, h, p``
+    in attention), in the order of the output's ranks: the first tiles the first of them to
+    fit the buffer (``B:fit``), the next iterates it one index at a time and fits the second
+    (``B:1, H:fit``), and so on.
     """
-    base = default_mapping(cascade, arch)
-    looped = {v for g in base.groups for v, _ in g.loops}
+    recurrences = {st.variable for st in cascade.stages if isinstance(st, Recurrence)}
     ks = [k for k in kernels(cascade) if not k.alias and not k.is_helper]
-    common = set.intersection(*(set(k.lhs) for k in ks)) - looped if ks else set()
+    common = set.intersection(*(set(k.lhs) for k in ks)) - recurrences if ks else set()
     order: list[str] = []
     for t in (*cascade.outputs, *cascade.tensors):
         order.extend(cascade.rank(d.rank).var for d in t.dims if cascade.rank(d.rank).var in common)
     order = list(dict.fromkeys(order))
-    out = []
-    for i, v in enumerate(order):
-        outer = (*((u, 1) for u in order[:i]), (v, FIT))
-        groups = tuple(replace(g, loops=outer + g.loops) for g in base.groups)
-        out.append(replace(base, name=f"default, fitted: {_show_loops(outer)}", groups=groups))
-    return out
+    return [(*((u, 1) for u in order[:i]), (v, FIT)) for i, v in enumerate(order)]
+
+
+def default_candidates(cascade: Cascade, arch: Arch, extents: Extents) -> list[Mapping]:
+    """The default mappings to try, in order: plain, with each of the fitted outer loops,
+    then chunked with each of them."""
+    outers = fitted_loops(cascade)
+    return [
+        default_mapping(cascade, arch, extents),
+        *(default_mapping(cascade, arch, extents, o) for o in outers),
+        *(default_mapping(cascade, arch, extents, o, chunked=True) for o in ((), *outers)),
+    ]
 
 
 def _show_loops(loops: Sequence[tuple[str, int]]) -> str:

@@ -309,3 +309,19 @@ def test_buffer_overflow_spills_to_dram():
     assert r1.spill_fraction == 0 < r2.spill_fraction < 1
     assert r2.dram_read_bytes > r1.dram_read_bytes
     assert r2.dram_write_bytes > r1.dram_write_bytes
+
+
+@pytest.mark.parametrize("name", ["attention_2pass.ein", "attention_3pass.ein", "softmax.ein"])
+@pytest.mark.parametrize("df", ["os", "ws"])
+def test_extrapolation_over_a_loop_that_reuses_one_tile_throughout(name, df):
+    # one query row per iteration of P, and K, V of a single tile, fetched at the first
+    # iteration and reused by every later one: the loop over P is still periodic
+    c = load(EX / name)
+    a = load_arch("fusemax", [*small(16, df), "dram.bandwidth=4e9"])
+    m = default_mapping(c, a, None, (("p", 1),))
+    dims = {k: v for k, v in {"M": 16, "P": 64, "E": 8, "F": 8, "M0": 8}.items()
+            if k in {r.name for r in c.ranks}}  # fmt: skip
+    fast = simulate(c, a, m, dims)
+    assert "group loop over P" in {p.loop for p in fast.periods}
+    ex = simulate(c, a, m, dims, exact=True)
+    assert (fast.cycles, fast.pe_cycles) == (ex.cycles, ex.pe_cycles)

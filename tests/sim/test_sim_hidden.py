@@ -87,3 +87,36 @@ def test_emitted_default_mapping_reads_back(tmp_path, capsys):
     again = json.loads(capsys.readouterr().out)
     assert again["cycles"] == default["cycles"]
     assert again["energy_pj"] == default["energy_pj"]
+
+
+@pytest.mark.parametrize("arch", ["fusemax", "systolic"])
+@pytest.mark.parametrize("name", ["attention_3pass.ein", "fusemax/attention_3pass.ein"])
+def test_default_mapping_fits_multi_pass_attention_at_64k(capsys, arch, name):
+    # a 3-pass cascade keeps a 64K-long row of QK per query between its passes, and its AV
+    # would stage all of V: the default tiles the queries to fit and streams V in chunks
+    dims = "M=65536,P=65536" + (",B=1,H=2" if name.startswith("fusemax") else "")
+    argv = ["simulate", str(EXAMPLES / name), "--arch", arch, "--dims", dims, "--json"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["spill_fraction"] == 0
+    assert "P:fit" in report["mapping"]
+    assert report["buffer_bytes_needed"] <= 16 * 2**20
+
+
+def test_default_mapping_spreads_lanes_over_the_longest_rank():
+    from einsumcc import load
+    from einsumcc_sim.arch import load_arch
+    from einsumcc_sim.mapping import default_mapping
+    from einsumcc_sim.program import default_for
+    from einsumcc_sim.report import simulate
+
+    c = load(EXAMPLES / "fusemax" / "attention_3pass.ein")
+    a = load_arch("fusemax", [])
+    dims = {"B": 1, "H": 1, "E": 64, "F": 64, "M": 1024, "P": 1024}
+    chosen = default_for(c, a, dims)
+    for name, km in chosen.kernels:
+        if km.array == "1d":  # never the batch or head rank, of extent 1 here
+            assert km.cols in ("m", "p"), name
+    plain = default_mapping(c, a)  # without the extents: the lanes take the first rank
+    assert plain.kernel("GM").cols == "b"
+    assert simulate(c, a, chosen, dims).cycles * 10 < simulate(c, a, plain, dims).cycles
