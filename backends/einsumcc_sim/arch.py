@@ -25,7 +25,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from einsumcc.diagnostics import EinError
+from einsumcc.diagnostics import EinError, Source
+from einsumcc_sim.tomlspan import located, parse
 
 PRESETS = ("fusemax", "flat", "systolic")
 DATAFLOWS = ("os", "ws", "is")
@@ -164,12 +165,14 @@ def load_arch(spec: str | Path = "fusemax", overrides: Sequence[str] = ()) -> Ar
                 f"--arch {spec}: no such preset or file", hint="presets: " + ", ".join(PRESETS)
             )
         source, text = str(path), path.read_text("utf-8")
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise EinError.plain(f"{source}: invalid TOML: {exc}") from None
+    src = Source(source, text)
+    raw = parse(text, src)
     raw = apply_overrides(raw, overrides, source)
-    return validate_arch(raw, source)
+    try:
+        return validate_arch(raw, source)
+    except EinError as err:
+        set_keys = frozenset(o.partition("=")[0].strip() for o in overrides)
+        raise located(err, src, set_keys) from None
 
 
 def _parse_value(text: str) -> Any:

@@ -27,7 +27,6 @@ loops.  Per tensor: where it lives, ``dram``, ``buffer`` or ``registers``.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping as AbcMapping
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -35,12 +34,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from einsumcc.diagnostics import EinError
+from einsumcc.diagnostics import EinError, Source
 from einsumcc.ir.cascade import Cascade, Recurrence
 from einsumcc.ir.nodes import Role, is_var_symbol
 from einsumcc_sim.arch import Arch
 from einsumcc_sim.kernel import Kernel, kernels, matmul_operands
 from einsumcc_sim.model import ModelOptions
+from einsumcc_sim.tomlspan import located, parse
 
 MODES = ("sequential", "pipelined", "interleaved", "tile-serial")
 PLACES = ("dram", "stream", "buffer", "registers")
@@ -81,6 +81,7 @@ class Mapping:
     placement: tuple[tuple[str, str], ...]
     # --set overrides of the architecture that hold only under a cost model
     model_overrides: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    source: str | None = None  # the file it was read from (errors point into it)
 
     def overrides_for(self, model: str | ModelOptions) -> tuple[str, ...]:
         """The architecture overrides of the ``[model.<name>]`` table that applies."""
@@ -417,12 +418,13 @@ def load_mapping(
                 hint="presets: default, " + ", ".join(MAPPING_PRESETS),
             )
         source, text = str(path), path.read_text("utf-8")
+    src = Source(source, text)
+    raw = parse(text, src)
     try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise EinError.plain(f"{source}: invalid TOML: {exc}") from None
-    raw = substitute_params(raw, arch, params or {}, source)
-    return mapping_from_dict(raw, cascade, arch, source)
+        raw = substitute_params(raw, arch, params or {}, source)
+        return mapping_from_dict(raw, cascade, arch, source)
+    except EinError as err:
+        raise located(err, src) from None
 
 
 def substitute_params(
@@ -585,6 +587,7 @@ def mapping_from_dict(
         tuple(kmaps.items()),
         tuple(placement.items()),
         tuple(overrides),
+        source if Path(source).is_file() else None,
     )
 
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from einsumcc.diagnostics import EinError
+from einsumcc.diagnostics import EinError, Source
 from einsumcc.ir.bind import Bindings, bind, index_coefficients
 from einsumcc.ir.cascade import Cascade
 from einsumcc.ir.nodes import Access, Role, var_symbol
@@ -49,6 +49,7 @@ from einsumcc_sim.mapping import FIT, Group, KernelMap, default_candidates, defa
 from einsumcc_sim.mapping import Mapping as SimMapping
 from einsumcc_sim.model import FAITHFUL, ModelOptions
 from einsumcc_sim.template import OpShape
+from einsumcc_sim.tomlspan import located
 
 
 class BufferOverflowError(EinError):
@@ -252,34 +253,41 @@ class _Lowering:
     # ------------------------------------------------------------ validation
     def check_map(self, k: Kernel, m: KernelMap) -> None:
         where = f"mapping of {k.name}"
+
+        def at(key: str) -> str:  # a mapping file's key, where the error points
+            return f"{self.m.source}: einsum.{k.name}.{key}" if self.m.source else where
+
+        cols = "lanes" if m.array == "1d" else "cols"
         arr = self.arch.array(m.array) if m.array != "none" else None
         if arr is None:
             return
         missing = [o for o in k.op_names if arr.op(o) is None]
         if missing:
             raise EinError.plain(
-                f"{where}: the {m.array} array of {self.arch.name} has no '{missing[0]}' op "
+                f"{at('array')}: the {m.array} array of {self.arch.name} has no '{missing[0]}' op "
                 f"({k.origin} needs {', '.join(k.op_names)})",
                 hint="map it to the other array, or add the op to the architecture file",
             )
         if m.rows is not None and m.rows == m.cols:
             raise EinError.plain(
-                f"{where}: rank {m.rows.upper()} is spatial on two array dimensions",
+                f"{at(cols)}: rank {m.rows.upper()} is spatial on two array dimensions",
                 hint="map one rank to the rows and another to the columns",
             )
-        for role, v in (("rows", m.rows), ("cols", m.cols)):
+        for role, v in (("rows", m.rows), (cols, m.cols)):
             if v is not None and v not in k.space:
                 raise EinError.plain(
-                    f"{where}: {role} = {v.upper()}, which {k.name} does not iterate"
+                    f"{at(role)}: {role} = {v.upper()}, which {k.name} does not iterate"
                 )
         for v in m.stream:
             if v not in k.space:
-                raise EinError.plain(f"{where}: stream {v.upper()} is not a rank of {k.name}")
+                raise EinError.plain(
+                    f"{at('stream')}: stream {v.upper()} is not a rank of {k.name}"
+                )
 
         for v in m.at_last:
             if v in k.space:
                 raise EinError.plain(
-                    f"{where}: at_last = {v.upper()}, a rank {k.name} iterates itself",
+                    f"{at('at_last')}: at_last = {v.upper()}, a rank {k.name} iterates itself",
                     hint="at_last names a loop the Einsum lacks, e.g. the recurrence's M1",
                 )
         if (
@@ -289,7 +297,7 @@ class _Lowering:
             and m.cols in k.reduced
         ):
             raise EinError.plain(
-                f"{where}: both array dimensions reduce; keep one output rank spatial"
+                f"{at(cols)}: both array dimensions reduce; keep one output rank spatial"
             )
 
     # ------------------------------------------------------------ tree
@@ -1136,9 +1144,14 @@ def lower(
         (gi, li) for gi, g in enumerate(mapping.groups) for li, (_, t) in enumerate(g.loops)
         if t == FIT
     ]  # fmt: skip
-    if not fits:
-        return _Lowering(cascade, arch, mapping, dims, timing, model).lower()
-    return _fit(cascade, arch, mapping, dims, timing, model, fits)
+    try:
+        if not fits:
+            return _Lowering(cascade, arch, mapping, dims, timing, model).lower()
+        return _fit(cascade, arch, mapping, dims, timing, model, fits)
+    except EinError as err:
+        if mapping.source is None:
+            raise
+        raise located(err, Source.from_path(mapping.source)) from None
 
 
 def default_for(

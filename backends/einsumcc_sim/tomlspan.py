@@ -1,0 +1,144 @@
+"""Source positions for errors in architecture and mapping files.
+
+``tomllib`` keeps no positions, so the loaders name the offending key (``einsum.QK.array``,
+``group[1].loops``, ``array2d.rows``) and :func:`located` finds where the file defines it:
+under its ``[table]`` or ``[[array]]`` header, as a dotted key, or inside an inline table.
+The error then reads ``file:line:col``, the line and carets, as errors in ``.ein`` files do.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import replace
+
+from einsumcc.diagnostics import Diagnostic, EinError, Source, Span
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?")
+_KEY = re.compile(r"^\s*((?:\"[^\"]*\"|[\w-]+)(?:\s*\.\s*(?:\"[^\"]*\"|[\w-]+))*)\s*=")
+_PART = re.compile(r"\"([^\"]*)\"|([\w-]+)")
+_KEY_PATH = re.compile(r"^([\w\"\[\].$-]+): ")
+_TOML_AT = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def _parts(dotted: str) -> list[str]:
+    return [a or b for a, b in _PART.findall(dotted)]
+
+
+def _path(key: str) -> list[str]:
+    """``group[1].loops`` → ``["group", "1", "loops"]`` (the index counts the headers)."""
+    out: list[str] = []
+    for part in _parts(key.replace("[", ".").replace("]", "")):
+        out.append(part)
+    return out
+
+
+def key_span(source: Source, key: str) -> Span | None:
+    """Where ``source`` defines ``key`` (the innermost part found), or None."""
+    want = _path(key)
+    table: list[str] = []
+    counts: dict[str, int] = {}
+    best: tuple[int, Span] | None = None
+    lines = source.text.splitlines()
+    for no, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0] if '"' not in line else line
+        m = _HEADER.match(text)
+        if m:
+            table = _parts(m.group(2))
+            if m.group(1) == "[[":
+                name = ".".join(table)
+                table = [*table, str(counts.get(name, 0))]
+                counts[name] = counts.get(name, 0) + 1
+            depth = _common(table, want)
+            if depth == len(table) and (best is None or depth > best[0]):
+                col = line.index(m.group(2)) + 1
+                best = (depth, Span(source.name, no, col, no, col + len(m.group(2))))
+            continue
+        m = _KEY.match(text)
+        if not m:
+            continue
+        path = [*table, *_parts(m.group(1))]
+        depth = _common(path, want)
+        if depth < len(path):
+            continue
+        col = m.start(1) + 1
+        span = Span(source.name, no, col, no, m.end(1) + 1)
+        if depth < len(want):  # inside an inline table: the inner key, if it is there
+            inner = re.search(rf"[{{,]\s*({re.escape(want[depth])})\s*=", text[m.end() :])
+            if inner:
+                depth += 1
+                c = m.end() + inner.start(1) + 1
+                span = Span(source.name, no, c, no, c + len(want[depth - 1]))
+        if best is None or depth > best[0]:
+            best = (depth, span)
+    return best[1] if best else None
+
+
+def _value_span(source: Source, key: Span, message: str) -> Span:
+    """The value after ``key =`` on its line (the quoted culprit of ``message`` within it,
+    when it is there), or ``key`` itself for a table header."""
+    line = source.line(key.line)
+    eq = line.find("=", key.end_col - 1)
+    if eq < 0 or line[: key.col - 1].rstrip().endswith("["):
+        return key
+    value = line[eq + 1 :]
+    start = eq + 1 + len(value) - len(value.lstrip())
+    end = len(line.split(" #", 1)[0].rstrip()) if " #" in line else len(line.rstrip())
+    quoted = re.search(r"'([^']+)'", message)
+    if quoted:
+        at = line.find(f'"{quoted.group(1)}"', start)
+        if at >= 0:
+            start, end = at, at + len(quoted.group(1)) + 2
+    if end <= start:
+        return key
+    return Span(key.file, key.line, start + 1, key.line, end + 1)
+
+
+def _common(a: list[str], b: list[str]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def located(err: EinError, source: Source, skip: frozenset[str] = frozenset()) -> EinError:
+    """``err`` with its ``SOURCE: KEY: message`` diagnostics placed at the key in ``source``
+    (not the keys in ``skip``: their values came from elsewhere, e.g. ``--set``)."""
+    prefix = f"{source.name}: "
+    out: list[Diagnostic] = []
+    moved = False
+    for d in err.diagnostics:
+        if d.span is None and d.message.startswith(prefix):
+            rest = d.message[len(prefix) :]
+            span = None
+            at = _TOML_AT.search(rest) if rest.startswith("invalid TOML") else None
+            if at:
+                line, col = int(at.group(1)), int(at.group(2))
+                span = Span(source.name, line, col, line, col + 1)
+                rest = _TOML_AT.sub("", rest).rstrip()
+            else:
+                m = _KEY_PATH.match(rest)
+                if m and m.group(1) not in skip:
+                    span = key_span(source, m.group(1))
+                    about = rest[m.end() :]
+                    if span is not None and not about.startswith(("unknown", "no such")):
+                        span = _value_span(source, span, about)
+            if span is not None:
+                d = replace(d, message=rest, span=span)
+                moved = True
+        out.append(d)
+    if not moved:
+        return err
+    new = type(err)(tuple(out), source)
+    new.__cause__ = err.__cause__
+    return new
+
+
+def parse(text: str, source: Source) -> dict[str, object]:
+    """The TOML table, or an error at the line and column ``tomllib`` names."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise located(EinError.plain(f"{source.name}: invalid TOML: {exc}"), source) from None
