@@ -15,8 +15,7 @@ from einsumcc_sim.arch import PRESETS, Arch, load_arch
 from einsumcc_sim.mapping import MAPPING_PRESETS, load_mapping
 from einsumcc_sim.mapping import Mapping as SimMapping
 from einsumcc_sim.model import ModelOptions, ablations, describe, model_options
-from einsumcc_sim.program import default_for
-from einsumcc_sim.report import SimReport, plot_timeline, simulate
+from einsumcc_sim.report import SimReport, default_for, plot_timeline, simulate
 
 
 def add_parser(

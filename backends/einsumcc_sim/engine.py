@@ -119,6 +119,10 @@ class Engine:
         # (tensor, depth, coordinates of the first `depth` loops) -> its latest write's end
         self.written: dict[tuple[str, int, tuple[int, ...]], int] = {}
         self.writer: dict[tuple[str, int, tuple[int, ...]], int] = {}  # ... and its transfer
+        # results leave through a double-buffered staging slot: the producer starts a new
+        # tile of a write stream only when the write two tiles back has left for DRAM
+        self.wcur: dict[int, tuple[Any, ...]] = {}  # write stream -> the tile being filled
+        self.wend: dict[int, deque[int]] = {}  # write stream -> ends of its last two writes
         self.barrier: dict[int, int] = {}
         self.epoch_done: dict[int, int] = {}  # tile-serial groups: the latest done so far
         self.carries: dict[int, list[tuple[Carry, int]]] = {}
@@ -383,6 +387,23 @@ class Engine:
             end = self.xrec.get((x.id, coords[: len(x.loops)]))
             if end is not None:
                 start = max(start, end)
+        for cons in self._downstream.get(leaf.id, ()):
+            # a result kept in the buffer for an op on the other array, with no pipeline
+            # stages between them: the buffer holds one tile of it (as the capacity check
+            # counts), so the next tile waits until the consumer is done with this one
+            depth = self.common(leaf, cons)
+            if depth and coords[depth - 1] >= 1:
+                back = (*coords[: depth - 1], coords[depth - 1] - 1)
+                rec = self.records.get((cons.id, depth, back))
+                if rec is not None:
+                    start = max(start, rec.end)
+        for x in self._stores.get(leaf.id, ()):
+            tile = coords[: len(x.loops)]
+            if self.wcur.get(x.id) != tile:
+                self.wcur[x.id] = tile
+                ends = self.wend.get(x.id)
+                if ends is not None and len(ends) == 2:
+                    start = max(start, ends[0])
         done = start + t.done
         arr.append((start, t))
         if paired and leaf.leads and leaf.partner is not None:
@@ -560,6 +581,7 @@ class Engine:
                 start, end = self.reserve(start, cycles)
                 self.qfree[x.id] = end
                 self.dram_free = max(self.dram_free, end)
+                self.wend.setdefault(x.id, deque(maxlen=2)).append(end)
             for d in range(len(coords) + 1):
                 tkey = (x.tensor, d, coords[:d])
                 self.written[tkey] = max(self.written.get(tkey, NEG), end)
@@ -598,6 +620,7 @@ class Engine:
         if not cycles:
             self.busy = busy
             return ready, ready
+        self.c.add("channel.dram_cycles", cycles)
         t, left = ready, float(cycles)
         first: int | None = None
         out: list[tuple[int, int, float]] = []
@@ -731,6 +754,13 @@ class Engine:
             items.append(("x", xid, rel(xid, pre), end - F))
         for (xid, pre), end in self.xrel.items():
             items.append(("y", xid, rel(xid, pre), end - F))
+        # a write that ended before the frontier holds nothing up any more; the tile being
+        # filled matters only as the one the next op continues (of another run of this
+        # loop: none)
+        for xid, ends in self.wend.items():
+            tile = self.wcur[xid]
+            here = rel(xid, tile) if tuple(tile[:pos]) == coords[:pos] else "other"
+            items.append(("W", xid, tuple(max(t - F, 0) for t in ends), here))
         # (the reuse keys and slots of transfers outside the loop do not change while it runs)
         for xid in inner:
             kl = self.xlast.get(xid)
@@ -786,6 +816,40 @@ class Engine:
     def _xfers(self) -> dict[int, Xfer]:
         return {x.id: x for x in self.p.xfers}
 
+    @functools.cached_property
+    def _downstream(self) -> dict[int, list[Leaf]]:
+        """Leaf id -> the ops on the other array, at the same pipeline stage, that read its
+        result from the buffer."""
+        out: dict[int, list[Leaf]] = {}
+        for c in self.p.leaves:
+            for op in c.operands:
+                p = op.producer
+                if (
+                    p is None
+                    or p.array == c.array
+                    or op.kind in ("forward", "inplace", "down", "up")
+                    or op.carried is not None
+                    or op.same_pes
+                ):
+                    continue
+                if p.stage != c.stage:
+                    continue  # the mapping's pipeline stages pace them
+                if c not in out.setdefault(p.id, []):
+                    out[p.id].append(c)
+        return out
+
+    @functools.cached_property
+    def _stores(self) -> dict[int, list[Xfer]]:
+        """Leaf id -> the DRAM write streams it fills (none under SCALE-Sim's timing, whose
+        runs are stall-free)."""
+        out: dict[int, list[Xfer]] = {}
+        if self.p.timing == "scalesim":
+            return out
+        for x in self.p.xfers:
+            if x.write and x.producer is not None:
+                out.setdefault(x.producer.id, []).append(x)
+        return out
+
     @staticmethod
     def _rel(pre: tuple[int, ...], pos: int, e: int) -> tuple[int, ...]:
         if len(pre) > pos and pre[pos] >= 0:
@@ -813,12 +877,13 @@ class Engine:
         if lp.dram and self.p.timing != "scalesim":
             self.dram_free = max(self.dram_free, F) + shift_t
             self.qfree = {k: v + shift_t for k, v in self.qfree.items() if v > F}
-            # the jumped span carries the period's average load of the channel
-            moved = sum(
-                self.c.values.get(k, 0.0) - before.get(k, 0.0)
-                for k in ("dram.read_bytes", "dram.write_bytes")
+            # the jumped span carries the period's average load of the channel: the channel
+            # cycles reserved in a period (whole cycles per transfer, as reserved), so that a
+            # saturated channel stays saturated
+            moved = self.c.values.get("channel.dram_cycles", 0.0) - before.get(
+                "channel.dram_cycles", 0.0
             )
-            load = moved * self.p.arch.clock_hz / self.p.arch.dram_bandwidth / dt if dt else 0.0
+            load = moved / dt if dt else 0.0
             # what is reserved before the frontier stays (another array may still reach it)
             floor = min(self.last_start.values(), default=F)
             head = [(a, min(b, F), u) for a, b, u in self.busy if b > floor and a < F]
@@ -860,6 +925,11 @@ class Engine:
         self.xinst = {(x, sx(x, p)): sx(x, o) for (x, p), o in self.xinst.items()}
         self.xlast = {x: (sx(x, k), sx(x, o)) for x, (k, o) in self.xlast.items()}
         self.xhist = {x: deque((sx(x, h) for h in hs), maxlen=2) for x, hs in self.xhist.items()}
+        self.wend = {
+            x: deque((t + shift_t if t > F else t for t in ends), maxlen=2)
+            for x, ends in self.wend.items()
+        }
+        self.wcur = {x: sx(x, tile) for x, tile in self.wcur.items()}
 
         written, writer = {}, {}
         for (t, d, pre), w in self.written.items():

@@ -313,13 +313,12 @@ def fitted_loops(cascade: Cascade) -> list[tuple[tuple[str, int], ...]]:
 
 
 def default_candidates(cascade: Cascade, arch: Arch, extents: Extents) -> list[Mapping]:
-    """The default mappings to try, in order: plain, with each of the fitted outer loops,
-    then chunked with each of them."""
-    outers = fitted_loops(cascade)
+    """The default mappings to try, in order: no loops, then each of the fitted outer loops;
+    each without, then with long streams chunked."""
     return [
-        default_mapping(cascade, arch, extents),
-        *(default_mapping(cascade, arch, extents, o) for o in outers),
-        *(default_mapping(cascade, arch, extents, o, chunked=True) for o in ((), *outers)),
+        default_mapping(cascade, arch, extents, outer, chunked)
+        for outer in ((), *fitted_loops(cascade))
+        for chunked in (False, True)
     ]
 
 

@@ -45,7 +45,7 @@ from einsumcc.ir.cascade import Cascade
 from einsumcc.ir.nodes import Access, Role, var_symbol
 from einsumcc_sim.arch import Arch, ArrayArch
 from einsumcc_sim.kernel import Kernel, kernels
-from einsumcc_sim.mapping import FIT, Group, KernelMap, default_candidates, default_mapping
+from einsumcc_sim.mapping import FIT, Group, KernelMap
 from einsumcc_sim.mapping import Mapping as SimMapping
 from einsumcc_sim.model import FAITHFUL, ModelOptions
 from einsumcc_sim.template import OpShape
@@ -1152,54 +1152,6 @@ def lower(
         if mapping.source is None:
             raise
         raise located(err, Source.from_path(mapping.source)) from None
-
-
-def default_for(
-    cascade: Cascade,
-    arch: Arch,
-    dims: Mapping[str, int],
-    timing: str = "default",
-    model: ModelOptions = FAITHFUL,
-) -> SimMapping:
-    """The default mapping at these dims.
-
-    Of the candidates (:func:`~einsumcc_sim.mapping.default_candidates`: no loops, outer
-    loops over the parallel ranks with the innermost tiled to fit the buffer, the same with
-    long streams chunked), the first whose tiles fit without spilling is taken; when every
-    one spills, the one that spills the least.  Its spatial variables are then chosen again
-    with the fitted tile as the extent of its loop, so that they fill the most PEs.
-    """
-    b = bind(cascade, dims)
-    extents = {v: int(b.extents[r]) for v, r in cascade.var_ranks.items()}
-    best: tuple[float, SimMapping, Program] | None = None
-    error: BufferOverflowError | None = None
-    for candidate in default_candidates(cascade, arch, extents):
-        try:
-            prog = lower(cascade, arch, candidate, dims, timing, model)
-        except BufferOverflowError as exc:
-            error = error or exc
-            continue
-        if best is None or prog.spill_fraction < best[0]:
-            best = (prog.spill_fraction, candidate, prog)
-        if prog.spill_fraction == 0:
-            break
-    if best is None:
-        assert error is not None
-        raise error
-    spill, chosen, prog = best
-    loops = chosen.groups[0].loops
-    if not any(t == FIT for _, t in loops):
-        return chosen
-    fitted = dict(extents)
-    fitted.update({v: prog.tiles[v.upper()] for v, t in loops if t == FIT})
-    outer = loops[: next(i for i, (_, t) in enumerate(loops) if t == FIT) + 1]
-    chunked = chosen.name.endswith("chunked")
-    refined = default_mapping(cascade, arch, fitted, outer, chunked)
-    try:
-        again = lower(cascade, arch, refined, dims, timing, model)
-    except BufferOverflowError:
-        return chosen
-    return refined if again.spill_fraction <= spill else chosen
 
 
 def _fit(

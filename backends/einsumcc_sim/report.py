@@ -10,12 +10,14 @@ from typing import Any
 
 import numpy as np
 
+from einsumcc.ir.bind import bind
 from einsumcc.ir.cascade import Cascade
 from einsumcc_sim.arch import Arch
 from einsumcc_sim.engine import Engine, Event, Period
+from einsumcc_sim.mapping import FIT, default_candidates, default_mapping
 from einsumcc_sim.mapping import Mapping as SimMapping
 from einsumcc_sim.model import FAITHFUL, ModelOptions
-from einsumcc_sim.program import Program, lower
+from einsumcc_sim.program import BufferOverflowError, Program, lower
 
 
 @dataclass(frozen=True)
@@ -295,6 +297,77 @@ def simulate(
     eng = Engine(prog, exact_mode=exact)
     eng.run()
     return build_report(prog, eng, "exact" if exact else "fast")
+
+
+def default_for(
+    cascade: Cascade,
+    arch: Arch,
+    dims: Mapping[str, int],
+    timing: str = "default",
+    model: ModelOptions = FAITHFUL,
+) -> SimMapping:
+    """The default mapping at these dims.
+
+    The plain default (one group, no loops) is kept when its tiles fit the buffer without
+    spilling.  Otherwise every candidate of :func:`~einsumcc_sim.mapping.default_candidates`
+    (outer loops over the parallel ranks with the innermost tiled to fit the buffer; each
+    without and with long streams chunked) whose staged tiles fit has its spatial ranks
+    chosen again with its fitted tile as the extent of its loop, and the one that simulates
+    in the fewest cycles is kept (spilling included: streaming an intermediate through DRAM
+    can beat a small tile): a search over a handful of mappings, not a mapper.
+    """
+    b = bind(cascade, dims)
+    extents = {v: int(b.extents[r]) for v, r in cascade.var_ranks.items()}
+    pool: list[SimMapping] = []
+    error: BufferOverflowError | None = None
+    for i, candidate in enumerate(default_candidates(cascade, arch, extents)):
+        try:
+            prog = lower(cascade, arch, candidate, dims, timing, model)
+        except BufferOverflowError as exc:
+            error = error or exc
+            continue
+        if i == 0 and prog.spill_fraction == 0:
+            return candidate
+        pool.append(_refined(cascade, arch, candidate, prog, extents, dims, timing, model))
+    if not pool:
+        assert error is not None
+        raise error
+    if len(pool) == 1:
+        return pool[0]
+
+    def cycles(m: SimMapping) -> int:
+        eng = Engine(lower(cascade, arch, m, dims, timing, model))
+        eng.run()
+        return int(eng.makespan)
+
+    return min(pool, key=cycles)
+
+
+def _refined(
+    cascade: Cascade,
+    arch: Arch,
+    chosen: SimMapping,
+    prog: Program,
+    extents: Mapping[str, int],
+    dims: Mapping[str, int],
+    timing: str,
+    model: ModelOptions,
+) -> SimMapping:
+    """``chosen`` with its spatial ranks chosen again under its fitted tile (when that
+    still fits at least as well)."""
+    loops = chosen.groups[0].loops
+    fits = [i for i, (_, t) in enumerate(loops) if t == FIT]
+    if not fits:
+        return chosen
+    fitted = dict(extents)
+    fitted.update({v: prog.tiles[v.upper()] for v, t in loops if t == FIT})
+    chunked = chosen.name.endswith("chunked")
+    refined = default_mapping(cascade, arch, fitted, loops[: fits[-1] + 1], chunked)
+    try:
+        again = lower(cascade, arch, refined, dims, timing, model)
+    except BufferOverflowError:
+        return chosen
+    return refined if again.spill_fraction <= prog.spill_fraction else chosen
 
 
 def plot_timeline(report: SimReport, path: str | Path, names: Sequence[str] = ()) -> None:
