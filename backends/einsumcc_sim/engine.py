@@ -30,7 +30,16 @@ from typing import Any
 import numpy as np
 
 from einsumcc.diagnostics import EinError
-from einsumcc_sim.program import Leaf, Loop, Node, Program, Xfer, op_cycles, op_shape
+from einsumcc_sim.program import (
+    Leaf,
+    Loop,
+    Node,
+    Program,
+    Xfer,
+    chain_leaf,
+    op_cycles,
+    op_shape,
+)
 from einsumcc_sim.template import Affine, Exact, OpShape, affine, exact
 
 NEG = -(1 << 62)
@@ -255,7 +264,7 @@ class Engine:
         if lp.pairs:
             present = {id(ch) for ch, _, _ in todo}
             for ch, _, _ in todo:
-                lf = _chain_leaf(ch)
+                lf = chain_leaf(ch)
                 if lf is not None and lf.partner is not None:
                     pch = self.p_chain.get(lf.partner.id)
                     self.paired[lf.id] = pch is not None and id(pch) in present
@@ -291,7 +300,7 @@ class Engine:
             n = stack.pop()
             if isinstance(n, Loop):
                 for ch in n.children:
-                    lf = _chain_leaf(ch)
+                    lf = chain_leaf(ch)
                     if lf is not None and lf.partner is not None:
                         out.setdefault(lf.id, ch)
                     stack.append(ch)
@@ -943,14 +952,3 @@ class Engine:
         for name, v in list(self.c.values.items()):
             self.c.values[name] = v + q * (v - before.get(name, 0.0))
         self.makespan += shift_t
-
-
-def _chain_leaf(node: Node) -> Leaf | None:
-    """The leaf at the end of a chain of loops with one child each besides transfers (or the
-    node itself)."""
-    while isinstance(node, Loop):
-        ops = [c for c in node.children if not isinstance(c, Xfer)]
-        if len(ops) != 1:
-            return None
-        node = ops[0]
-    return node if isinstance(node, Leaf) else None

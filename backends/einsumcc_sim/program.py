@@ -195,8 +195,9 @@ def _walk(node: Node) -> Iterator[Node]:
             yield from _walk(c)
 
 
-def _single_leaf(node: Node) -> Leaf | None:
-    """The leaf below a chain of loops with one child each besides transfers."""
+def chain_leaf(node: Node) -> Leaf | None:
+    """The leaf at the end of a chain of loops with one child each besides transfers (or the
+    node itself)."""
     while isinstance(node, Loop):
         ops = [c for c in node.children if not isinstance(c, Xfer)]
         if len(ops) != 1:
@@ -926,12 +927,10 @@ class _Lowering:
             units.sort(key=key)
             # interleaved pairs: the later one right after the earlier one
             for u in list(units):
-                lf = _single_leaf(node.children[u[0]])
+                lf = chain_leaf(node.children[u[0]])
                 if lf is None or lf.partner is None:
                     continue
-                pu = next(
-                    (v for v in units if _single_leaf(node.children[v[0]]) is lf.partner), None
-                )
+                pu = next((v for v in units if chain_leaf(node.children[v[0]]) is lf.partner), None)
                 if pu is None:
                     continue
                 iu, ip = units.index(u), units.index(pu)
