@@ -153,18 +153,27 @@ Extents = AbcMapping[str, int]  # variable → extent, when the dims are known
 
 
 def _pick(
-    candidates: Sequence[str], prefer: Sequence[str], extents: Extents | None = None, fill: int = 0
+    candidates: Sequence[str],
+    prefer: Sequence[str],
+    extents: Extents | None = None,
+    fill: int = 0,
+    favour: Sequence[str] = (),
 ) -> str | None:
-    """The preferred candidate; with extents, the one that fills the most of ``fill`` PEs
-    (the innermost among equals), the preference breaking ties."""
+    """The preferred candidate; with extents, the one that fills the most of ``fill`` PEs,
+    then one of ``favour``, then the preference, then the innermost."""
     if not candidates:
         return None
     if extents is not None:
         rank = {v: i for i, v in enumerate(prefer)}
 
-        def key(v: str) -> tuple[int, int, int]:
+        def key(v: str) -> tuple[int, bool, int, int]:
             n = extents.get(v, 1)
-            return (min(n, fill) if fill else n, -rank.get(v, len(rank)), candidates.index(v))
+            return (
+                min(n, fill) if fill else n,
+                v in favour,
+                -rank.get(v, len(rank)),
+                candidates.index(v),
+            )
 
         return max(candidates, key=key)
     for v in prefer:
@@ -211,15 +220,9 @@ def _map_2d(k: Kernel, arch: Arch, extents: Extents | None) -> KernelMap:
 
 def _map_1d(k: Kernel, lane_pref: Sequence[str], lanes: int, extents: Extents | None) -> KernelMap:
     lhs = list(k.lhs)
-    if extents is not None and k.space:
+    if extents is not None:
         # a reduced variable may take the lanes too (a spatial reduction), when it fills more
-        pref = {v: i for i, v in enumerate(lane_pref)}
-
-        def key(v: str) -> tuple[int, bool, int, int]:
-            fill = min(extents.get(v, 1), lanes)
-            return (fill, v in lhs, -pref.get(v, len(pref)), k.space.index(v))
-
-        lane: str | None = max(k.space, key=key)
+        lane = _pick(k.space, lane_pref, extents, lanes, favour=lhs)
     else:
         lane = _pick(lhs, lane_pref) if lhs else (k.space[-1] if k.space else None)
     stream = tuple(v for v in k.space if v != lane)
@@ -288,10 +291,9 @@ def default_mapping(
         maps.append((k.name, km))
     group = Group(tuple(e.name for e in cascade.einsums), tuple(loops), "pipelined")
     placement = default_placement(cascade, ks)
-    name = "default"
-    if outer or chunked:
-        name += ", fitted: " + _show_loops(outer) + (", chunked" if chunked else "")
-    return Mapping(name.replace(": , ", ": "), (group,), tuple(maps), placement)
+    fitted = ([_show_loops(outer)] if outer else []) + (["chunked"] if chunked else [])
+    name = "default, fitted: " + ", ".join(fitted) if fitted else "default"
+    return Mapping(name, (group,), tuple(maps), placement)
 
 
 def fitted_loops(cascade: Cascade) -> list[tuple[tuple[str, int], ...]]:
@@ -312,14 +314,13 @@ def fitted_loops(cascade: Cascade) -> list[tuple[tuple[str, int], ...]]:
     return [(*((u, 1) for u in order[:i]), (v, FIT)) for i, v in enumerate(order)]
 
 
-def default_candidates(cascade: Cascade, arch: Arch, extents: Extents) -> list[Mapping]:
+Recipe = tuple[tuple[tuple[str, int], ...], bool]  # default_mapping's outer loops, chunked
+
+
+def default_recipes(cascade: Cascade) -> list[Recipe]:
     """The default mappings to try, in order: no loops, then each of the fitted outer loops;
     each without, then with long streams chunked."""
-    return [
-        default_mapping(cascade, arch, extents, outer, chunked)
-        for outer in ((), *fitted_loops(cascade))
-        for chunked in (False, True)
-    ]
+    return [(outer, chunked) for outer in ((), *fitted_loops(cascade)) for chunked in (False, True)]
 
 
 def _show_loops(loops: Sequence[tuple[str, int]]) -> str:

@@ -14,7 +14,7 @@ from einsumcc.ir.bind import bind
 from einsumcc.ir.cascade import Cascade
 from einsumcc_sim.arch import Arch
 from einsumcc_sim.engine import Engine, Event, Period
-from einsumcc_sim.mapping import FIT, default_candidates, default_mapping
+from einsumcc_sim.mapping import FIT, default_mapping, default_recipes
 from einsumcc_sim.mapping import Mapping as SimMapping
 from einsumcc_sim.model import FAITHFUL, ModelOptions
 from einsumcc_sim.program import BufferOverflowError, Program, lower
@@ -309,7 +309,7 @@ def default_for(
     """The default mapping at these dims.
 
     The plain default (one group, no loops) is kept when its tiles fit the buffer without
-    spilling.  Otherwise every candidate of :func:`~einsumcc_sim.mapping.default_candidates`
+    spilling.  Otherwise every candidate of :func:`~einsumcc_sim.mapping.default_recipes`
     (outer loops over the parallel ranks with the innermost tiled to fit the buffer; each
     without and with long streams chunked) whose staged tiles fit has its spatial ranks
     chosen again with its fitted tile as the extent of its loop, and the one that simulates
@@ -318,9 +318,10 @@ def default_for(
     """
     b = bind(cascade, dims)
     extents = {v: int(b.extents[r]) for v, r in cascade.var_ranks.items()}
-    pool: list[SimMapping] = []
+    pool: list[tuple[SimMapping, Program]] = []
     error: BufferOverflowError | None = None
-    for i, candidate in enumerate(default_candidates(cascade, arch, extents)):
+    for i, (outer, chunked) in enumerate(default_recipes(cascade)):
+        candidate = default_mapping(cascade, arch, extents, outer, chunked)
         try:
             prog = lower(cascade, arch, candidate, dims, timing, model)
         except BufferOverflowError as exc:
@@ -328,46 +329,47 @@ def default_for(
             continue
         if i == 0 and prog.spill_fraction == 0:
             return candidate
-        pool.append(_refined(cascade, arch, candidate, prog, extents, dims, timing, model))
+        pool.append(_refined(cascade, arch, (candidate, prog), outer, chunked, extents, dims,
+                             timing, model))  # fmt: skip
     if not pool:
         assert error is not None
         raise error
     if len(pool) == 1:
-        return pool[0]
+        return pool[0][0]
 
-    def cycles(m: SimMapping) -> int:
-        eng = Engine(lower(cascade, arch, m, dims, timing, model))
+    def cycles(entry: tuple[SimMapping, Program]) -> int:
+        eng = Engine(entry[1])
         eng.run()
         return int(eng.makespan)
 
-    return min(pool, key=cycles)
+    return min(pool, key=cycles)[0]
 
 
 def _refined(
     cascade: Cascade,
     arch: Arch,
-    chosen: SimMapping,
-    prog: Program,
+    chosen: tuple[SimMapping, Program],
+    outer: Sequence[tuple[str, int]],
+    chunked: bool,
     extents: Mapping[str, int],
     dims: Mapping[str, int],
     timing: str,
     model: ModelOptions,
-) -> SimMapping:
-    """``chosen`` with its spatial ranks chosen again under its fitted tile (when that
-    still fits at least as well)."""
-    loops = chosen.groups[0].loops
-    fits = [i for i, (_, t) in enumerate(loops) if t == FIT]
-    if not fits:
+) -> tuple[SimMapping, Program]:
+    """The ``chosen`` mapping and its program, or the same recipe with its spatial ranks
+    chosen again under the fitted tiles of its ``outer`` loops (when that still fits at least
+    as well)."""
+    prog = chosen[1]
+    if not any(t == FIT for _, t in outer):
         return chosen
     fitted = dict(extents)
-    fitted.update({v: prog.tiles[v.upper()] for v, t in loops if t == FIT})
-    chunked = chosen.name.endswith("chunked")
-    refined = default_mapping(cascade, arch, fitted, loops[: fits[-1] + 1], chunked)
+    fitted.update({v: prog.tiles[v.upper()] for v, t in outer if t == FIT})
+    refined = default_mapping(cascade, arch, fitted, outer, chunked)
     try:
         again = lower(cascade, arch, refined, dims, timing, model)
     except BufferOverflowError:
         return chosen
-    return refined if again.spill_fraction <= prog.spill_fraction else chosen
+    return (refined, again) if again.spill_fraction <= prog.spill_fraction else chosen
 
 
 def plot_timeline(report: SimReport, path: str | Path, names: Sequence[str] = ()) -> None:

@@ -107,7 +107,7 @@ def test_default_mapping_is_the_fastest_candidate():
     from einsumcc import load
     from einsumcc.ir.bind import bind
     from einsumcc_sim.arch import load_arch
-    from einsumcc_sim.mapping import default_candidates
+    from einsumcc_sim.mapping import default_mapping, default_recipes
     from einsumcc_sim.program import BufferOverflowError
     from einsumcc_sim.report import default_for, simulate
 
@@ -118,7 +118,8 @@ def test_default_mapping_is_the_fastest_candidate():
     b = bind(c, dims)
     extents = {v: int(b.extents[r]) for v, r in c.var_ranks.items()}
     others = []
-    for m in default_candidates(c, a, extents):
+    for outer, chunked in default_recipes(c):
+        m = default_mapping(c, a, extents, outer, chunked)
         try:
             others.append(simulate(c, a, m, dims).cycles)
         except BufferOverflowError:
