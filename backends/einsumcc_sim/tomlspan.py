@@ -22,20 +22,14 @@ _TOML_AT = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
 def _parts(dotted: str) -> list[str]:
+    """``einsum."QK.1".array`` → ``["einsum", "QK.1", "array"]``; ``group[1].loops`` →
+    ``["group", "1", "loops"]`` (an index counts the ``[[group]]`` headers)."""
     return [a or b for a, b in _PART.findall(dotted)]
-
-
-def _path(key: str) -> list[str]:
-    """``group[1].loops`` → ``["group", "1", "loops"]`` (the index counts the headers)."""
-    out: list[str] = []
-    for part in _parts(key.replace("[", ".").replace("]", "")):
-        out.append(part)
-    return out
 
 
 def key_span(source: Source, key: str) -> Span | None:
     """Where ``source`` defines ``key`` (the innermost part found), or None."""
-    want = _path(key)
+    want = _parts(key)
     table: list[str] = []
     counts: dict[str, int] = {}
     best: tuple[int, Span] | None = None
