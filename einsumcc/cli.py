@@ -10,69 +10,26 @@ import argparse
 import json
 import math
 import os
-import shutil
-import subprocess
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from einsumcc.diagnostics import EinError, Source, print_diagnostics
-from einsumcc.ir.bind import bind
+from einsumcc import backend
+from einsumcc.diagnostics import EinError, print_diagnostics
+from einsumcc.files import atomic_path, path_error, write_text
 from einsumcc.ir.cascade import Cascade
-from einsumcc.ir.dump import render_cascade
-from einsumcc.pipeline import load_with_warnings
+from einsumcc.options import add_dims, parse_dims
+from einsumcc.pipeline import load_and_warn
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 # ---------------------------------------------------------------- argument helpers
-
-
-def parse_assignments(
-    values: Sequence[str] | None, option: str, example: str, value: str = "POSITIVE_INTEGER"
-) -> dict[str, int]:
-    """``["M=1024,P=512", "E=64"]`` → ``{"M": 1024, "P": 512, "E": 64}`` for ``option``."""
-    out: dict[str, int] = {}
-    for text in values or ():
-        for item in text.split(","):
-            item = item.strip()
-            if not item:
-                continue
-            name, sep, number = item.partition("=")
-            name = name.strip()
-            try:
-                n = int(number.strip().replace("_", ""))
-            except ValueError:
-                n = -1
-            if not sep or not name.isidentifier() or n <= 0:
-                raise EinError.plain(
-                    f"{option}: expected RANK={value}, got '{item}'",
-                    hint=f"for example {option} {example}",
-                )
-            out[name] = n
-    return out
-
-
-def parse_dims(values: Sequence[str] | None) -> dict[str, int]:
-    """The extents given with ``--dims``."""
-    return parse_assignments(values, "--dims", "M=1024,P=512")
-
-
-def _load(path: str) -> Cascade:
-    cascade, warnings = load_with_warnings(Path(path))
-    if warnings:
-        print_diagnostics(warnings, cascade.source)
-    return cascade
-
-
-def bundled(name: str) -> Source:
-    """A `.ein` file shipped with the package (``examples/`` in the source tree)."""
-    text = resources.files("einsumcc.examples").joinpath(name).read_text("utf-8")
-    return Source(f"examples/{name}", text)
 
 
 def _plural(n: int, word: str) -> str:
@@ -87,11 +44,18 @@ def _float(x: float) -> float | str:
 
 def save_npz(path: str, arrays: Mapping[str, np.ndarray]) -> None:
     """Write arrays to an .npz by name (rank-0 results as 0-d arrays)."""
-    np.savez(path, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
+    import numpy as np
+
+    if not str(path).endswith(".npz"):
+        raise EinError.plain(f"--save {path}: the outputs are written as an .npz file")
+    with atomic_path(path, "--save") as tmp, tmp.open("wb") as f:
+        np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
 
 
 def summarize(arrays: Mapping[str, np.ndarray]) -> dict[str, dict[str, object]]:
     """Shape, sum and L2 norm of each array, JSON-ready."""
+    import numpy as np
+
     out: dict[str, dict[str, object]] = {}
     for name, a in arrays.items():
         a = np.asarray(a, dtype=np.float64)
@@ -112,7 +76,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     status = 0
     for path in args.files:
         try:
-            cascade = _load(path)
+            cascade = load_and_warn(path)
             failures = check_expectations(cascade)
         except EinError as err:
             print_diagnostics(err.diagnostics, err.source)
@@ -132,65 +96,149 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    cascade = _load(args.file)
+    from einsumcc.ir.bind import bind
+    from einsumcc.ir.dump import render_cascade
+
+    cascade = load_and_warn(args.file)
     if args.dims:
         bind(cascade, parse_dims(args.dims))
     sys.stdout.write(render_cascade(cascade))
     return 0
 
 
-def _inputs(
-    args: argparse.Namespace, cascade: Cascade, dims: dict[str, int]
-) -> dict[str, np.ndarray]:
-    from einsumcc.reference import random_inputs
+def _read_npz(path: str) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file by name; a clear error for anything else."""
+    import zipfile
 
-    inputs = random_inputs(cascade, dims, seed=args.seed)
-    if args.inputs:
-        try:
-            with np.load(args.inputs) as npz:
-                given = {k: np.asarray(npz[k]) for k in npz.files}
-        except (OSError, ValueError) as exc:
-            raise EinError.plain(f"cannot read --inputs {args.inputs}: {exc}") from None
-        names = {t.name for t in cascade.inputs}
-        unknown = sorted(set(given) - names)
-        if unknown:
+    import numpy as np
+
+    try:
+        with Path(path).open("rb") as f:
+            magic = f.read(6)
+    except OSError as exc:
+        raise path_error("--inputs", path, exc) from None
+    if magic == b"\x93NUMPY":
+        raise EinError.plain(
+            f"--inputs {path}: an .npy file holds one unnamed array",
+            hint="save the inputs by name: np.savez('in.npz', Q=q, K=k, V=v)",
+        )
+    if not zipfile.is_zipfile(path):
+        raise EinError.plain(
+            f"--inputs {path}: not an .npz file (not a zip archive, or a truncated one)",
+            hint="write the inputs with numpy.savez('in.npz', Q=q, K=k, V=v)",
+        )
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: np.asarray(npz[k]) for k in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise EinError.plain(
+            f"--inputs {path}: the .npz file cannot be read ({type(exc).__name__}: {exc})",
+            hint="it may be truncated; write it again with numpy.savez",
+        ) from None
+
+
+def _given_inputs(args: argparse.Namespace, cascade: Cascade) -> dict[str, np.ndarray]:
+    """The arrays of ``--inputs``, checked by name: every input must be there."""
+    if not args.inputs:
+        return {}
+    given = _read_npz(args.inputs)
+    names = [t.name for t in cascade.inputs]
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise EinError.plain(
+            f"--inputs {args.inputs} has '{unknown[0]}', which is not an input of {cascade.name}",
+            hint="inputs: " + ", ".join(names),
+        )
+    missing = [n for n in names if n not in given]
+    if missing:
+        raise EinError.plain(
+            f"--inputs {args.inputs} lacks {', '.join(missing)}",
+            hint=f"{cascade.name} reads " + ", ".join(names) + "; save every one of them",
+        )
+    for name, a in given.items():
+        if a.dtype.kind not in "biuf":
             raise EinError.plain(
-                f"--inputs {args.inputs} has '{unknown[0]}', which is not an input of "
-                f"{cascade.name}",
-                hint="inputs: " + ", ".join(sorted(names)),
+                f"--inputs {args.inputs}: {name} has dtype {a.dtype}, not a number type"
             )
-        missing = sorted(names - set(given))
-        if missing:
-            print(
-                f"warning: --inputs {args.inputs} lacks {', '.join(missing)}; "
-                f"using random values (seed {args.seed})",
-                file=sys.stderr,
+    return given
+
+
+def infer_dims(
+    cascade: Cascade, given: Mapping[str, np.ndarray], dims: Mapping[str, int]
+) -> dict[str, int]:
+    """``dims`` completed with the extents the given arrays' shapes imply; a clear error
+    when an array's shape disagrees with the cascade (or with ``--dims``)."""
+    out = dict(dims)
+    source: dict[str, str] = dict.fromkeys(dims, "--dims")
+    for t in cascade.inputs:
+        a = given.get(t.name)
+        if a is None:
+            continue
+        declared = f"{t.name}[{', '.join(d.rank for d in t.dims)}]"
+        if a.ndim != len(t.dims):
+            raise EinError.plain(
+                f"--inputs: {t.name} has {a.ndim} dimension(s) (shape {a.shape}), but "
+                f"{declared} has {len(t.dims)}"
             )
-        inputs.update({k: v.astype(np.float64) for k, v in given.items()})
-    return inputs
+        for d, n in zip(t.dims, a.shape, strict=True):
+            rank, n = d.rank, n - (1 if d.iterative else 0)
+            fixed = cascade.rank(rank).extent
+            known = out.get(rank)
+            if known is None and fixed is not None and fixed.is_number:
+                known, source[rank] = int(fixed), "its declaration"
+            if known is not None and known != n:
+                raise EinError.plain(
+                    f"--inputs: {t.name} has shape {a.shape}, so {rank} = {n}, but {rank} = "
+                    f"{known} from {source.get(rank, 'another input')}",
+                    hint=f"{declared}: every array must agree on each rank's extent",
+                )
+            out[rank] = n
+            source.setdefault(rank, f"the shape of {t.name}")
+    return {k: v for k, v in out.items() if k in dims or cascade.rank(k).extent is None}
+
+
+def _check_seed(seed: int) -> None:
+    if not 0 <= seed < 2**63:
+        raise EinError.plain(
+            f"--seed {seed}: expected an integer from 0 to 2**63 - 1", hint="--seed 0"
+        )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from einsumcc.reference import evaluate
+    import numpy as np
 
-    cascade = _load(args.file)
-    dims = parse_dims(args.dims)
-    b = bind(cascade, dims)
-    inputs = _inputs(args, cascade, dims)
+    from einsumcc.analysis.budget import MAX_MEMORY, check_budget, estimate, parse_size
+    from einsumcc.ir.bind import bind
+    from einsumcc.reference import evaluate, random_inputs
+
+    _check_seed(args.seed)
     target = getattr(args, "target", "oracle")
-    if target == "triton":
-        from einsumcc_triton.command import parse_names, parse_tiles, run_triton
-
-        tiles, materialize = parse_tiles(args.tile), parse_names(args.materialize)
-        outputs = run_triton(cascade, inputs, dims, tiles, materialize)
-    else:
+    _reject_ignored_options(args, target)
+    cascade = load_and_warn(args.file)
+    given = _given_inputs(args, cascade)
+    dims = infer_dims(cascade, given, parse_dims(args.dims))
+    b = bind(cascade, dims)
+    max_memory = parse_size(args.max_memory) if args.max_memory else MAX_MEMORY
+    check_budget(estimate(cascade, dims), "this run", max_memory, args.max_points)
+    inputs = {**random_inputs(cascade, dims, seed=args.seed), **given}
+    inputs = {k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()}
+    if target == "oracle":
+        if args.check:
+            raise EinError.plain("--check compares a --target with the oracle: name one")
         outputs = evaluate(cascade, inputs, dims)
+    else:
+        runner = backend.runner(target)
+        outputs = runner.run(cascade, inputs, dims, args)
+    worst = _compare(cascade, outputs, evaluate(cascade, inputs, dims)) if args.check else None
     if args.save:
         save_npz(args.save, outputs)
     summary = summarize(outputs)
     if args.json:
-        print(json.dumps({"outputs": summary}, sort_keys=True))
-        return 0
+        doc: dict[str, object] = {"outputs": summary}
+        if worst is not None:
+            doc["check"] = worst
+        print(json.dumps(doc, sort_keys=True))
+        return 0 if worst is None or worst["ok"] else 1
     shown = ", ".join(f"{k}={v}" for k, v in b.extents.items())
     print(f"{cascade.name}: {target}, seed {args.seed}, {shown}")
     width = max([len("tensor"), *(len(n) for n in summary)])
@@ -201,7 +249,61 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  {name:<{width}}  {shape:<16} {dtype:<5} {_fmt(s['sum']):>14} {_fmt(s['l2']):>14}")
     if args.save:
         print(f"saved {', '.join(outputs)} to {args.save}")
+    if worst is not None:
+        verdict = "within" if worst["ok"] else "OUTSIDE"
+        print(
+            f"check against the oracle: worst error {worst['max_abs_error']:.3g} "
+            f"(relative {worst['max_rel_error']:.3g}, in {worst['tensor']}), {verdict} the "
+            f"tolerance {worst['tolerance']:.3g} for {worst['dtype']}"
+        )
+        return 0 if worst["ok"] else 1
     return 0
+
+
+# the relative tolerance of a compiled target against the float64 oracle, by output dtype
+TOLERANCE = {"f64": 1e-9, "f32": 1e-4, "bf16": 3e-2, "f16": 4e-3, "i32": 0.0, "bool": 0.0}
+
+
+def _compare(
+    cascade: Cascade, got: Mapping[str, np.ndarray], want: Mapping[str, np.ndarray]
+) -> dict[str, object]:
+    """The worst error of ``got`` against the oracle's ``want``, scaled by each output's
+    largest magnitude, and whether it is within the tolerance of the output's dtype."""
+    import numpy as np
+
+    worst: dict[str, object] = {"ok": True, "max_abs_error": 0.0, "max_rel_error": 0.0}
+    worst.update(tensor="-", dtype="-", tolerance=0.0)
+    for name, ref in want.items():
+        ref = np.asarray(ref, dtype=np.float64)
+        out = np.asarray(got[name], dtype=np.float64)
+        same_nan = np.isnan(ref) & np.isnan(out)
+        diff = np.where(same_nan, 0.0, np.abs(out - ref))
+        diff = np.where(np.isinf(ref) & (out == ref), 0.0, diff)
+        err = float(np.max(diff, initial=0.0))
+        scale = max(1e-30, float(np.max(np.abs(np.nan_to_num(ref, posinf=0, neginf=0)), initial=0)))
+        dtype = cascade.tensor(name).dtype.value
+        tol = TOLERANCE.get(dtype, 1e-4)
+        rel = err / scale if math.isfinite(err) else math.inf
+        if rel >= float(worst["max_rel_error"]):  # type: ignore[arg-type]
+            worst.update(max_abs_error=err, max_rel_error=rel, tensor=name, dtype=dtype)
+            worst["tolerance"] = tol
+        if not rel <= tol:
+            worst["ok"] = False
+    return worst
+
+
+def _reject_ignored_options(args: argparse.Namespace, target: str) -> None:
+    """Options that only another target reads are an error, not silently ignored."""
+    for b in backend.loaded():
+        if not isinstance(b, backend.Runner) or b.name == target:
+            continue
+        for option in b.run_options:
+            if getattr(args, option, None):
+                flag = "--" + option.replace("_", "-")
+                raise EinError.plain(
+                    f"{flag} applies to --target {b.name}, not --target {target}",
+                    hint=f"drop {flag}, or add --target {b.name}",
+                )
 
 
 def _fmt(x: object) -> str:
@@ -233,7 +335,7 @@ def render_dot(cascade: Cascade) -> str:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    cascade = _load(args.file)
+    cascade = load_and_warn(args.file)
     dot = render_dot(cascade)
     out = args.output
     if out is None or out == "-":
@@ -241,6 +343,9 @@ def cmd_graph(args: argparse.Namespace) -> int:
         return 0
     path = Path(out)
     if path.suffix == ".svg":
+        import shutil
+        import subprocess
+
         exe = shutil.which("dot")
         if exe is None:
             raise EinError.plain(
@@ -250,9 +355,9 @@ def cmd_graph(args: argparse.Namespace) -> int:
         svg = subprocess.run([exe, "-Tsvg"], input=dot, capture_output=True, text=True, check=False)
         if svg.returncode != 0:
             raise EinError.plain(f"dot failed: {svg.stderr.strip()}")
-        path.write_text(svg.stdout)
+        write_text(path, svg.stdout)
     elif path.suffix in {".dot", ".gv"}:
-        path.write_text(dot)
+        write_text(path, dot)
     else:
         raise EinError.plain(f"-o {out}: the graph is written as .dot, .gv or .svg")
     print(f"wrote {path}")
@@ -261,6 +366,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def _extents(cascade: Cascade, dims: dict[str, int]) -> dict[str, int] | None:
     """Concrete extents when every rank can be bound, else None (symbolic report)."""
+    from einsumcc.ir.bind import bind
+
     unbound = [r.name for r in cascade.ranks if r.extent is None and r.name not in dims]
     if unbound:
         return None
@@ -274,7 +381,7 @@ def cmd_analyze_passes(args: argparse.Namespace) -> int:
     dims = parse_dims(args.dims)
     reports = []
     for path in args.files:
-        cascade = _load(path)
+        cascade = load_and_warn(path)
         if args.rank is not None and args.rank not in cascade.var_ranks.values():
             raise EinError.plain(
                 f"--rank {args.rank}: {cascade.name} has no such rank",
@@ -303,7 +410,7 @@ def cmd_analyze_cost(args: argparse.Namespace) -> int:
     from einsumcc.analysis.cost import analyze_cost
     from einsumcc.analysis.report import cost_json, render_cost
 
-    cascade = _load(args.file)
+    cascade = load_and_warn(args.file)
     ext = _extents(cascade, parse_dims(args.dims))
     report = analyze_cost(cascade)
     if args.json:
@@ -311,25 +418,6 @@ def cmd_analyze_cost(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render_cost(report, ext))
     return 0
-
-
-def cmd_simulate(args: argparse.Namespace) -> int:
-    from einsumcc_sim.command import run as run_simulation
-
-    cascade = _load(args.file)
-    return run_simulation(args, cascade, parse_dims(args.dims))
-
-
-def cmd_reproduce(args: argparse.Namespace) -> int:
-    from einsumcc_fusemax.command import run as run_reproduce
-
-    return run_reproduce(args)
-
-
-def cmd_compile(args: argparse.Namespace) -> int:
-    from einsumcc_triton.command import cmd_compile as compile_command
-
-    return compile_command(args, _load, parse_dims)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -341,57 +429,52 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- parser
 
 
-def _add_dims(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--dims",
-        action="append",
-        metavar="R=N,...",
-        help="rank extents, overriding the defaults (e.g. --dims M=1024,P=512); repeatable",
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from einsumcc import __version__
-
-    parser = argparse.ArgumentParser(
-        prog="einsumcc",
-        description="Analyse, compile and simulate attention algorithms written as cascades "
-        "of extended Einsums (.ein files).",
-    )
-    parser.add_argument("--version", action="version", version=f"einsumcc {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-
+def _add_core_commands(sub: backend.Subcommands) -> None:
     p = sub.add_parser("check", help="parse and check .ein files and their expect lines")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(handler=cmd_check)
 
     p = sub.add_parser("run", help="evaluate a cascade on random or given inputs")
     p.add_argument("file", metavar="FILE")
-    _add_dims(p)
+    add_dims(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     p.add_argument("--inputs", metavar="IN.npz", help="input arrays by tensor name")
     p.add_argument("--save", metavar="OUT.npz", help="write every output to an .npz by name")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument(
-        "--target",
-        choices=["oracle", "triton"],
-        default="oracle",
-        help="oracle: the numpy reference (default); triton: the compiled kernels (in "
-        "Triton's interpreter when there is no GPU)",
+        "--max-memory",
+        metavar="SIZE",
+        help="stop before starting when the arrays would exceed SIZE (default 4G)",
     )
-    from einsumcc_triton.command import add_schedule_options
-
-    add_schedule_options(p)
+    p.add_argument(
+        "--max-points",
+        type=int,
+        default=10**10,
+        metavar="N",
+        help="stop before starting when the Einsums would visit more than N iteration points "
+        "(default 1e10)",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="compare the --target's outputs with the oracle's and report the worst error "
+        "(exit 1 when it is outside the output dtype's tolerance)",
+    )
+    runners = [b for b in backend.loaded() if isinstance(b, backend.Runner)]
+    p.add_argument(
+        "--target",
+        choices=["oracle", *(b.name for b in runners)],
+        default="oracle",
+        help="oracle: the numpy reference (default)"
+        + "".join(f"; {b.name}: {b.summary}" for b in runners),
+    )
+    for b in runners:
+        b.add_run_options(p)
     p.set_defaults(handler=cmd_run)
-
-    from einsumcc_triton.command import add_parser as add_compile
-
-    add_compile(sub, _add_dims).set_defaults(handler=cmd_compile)
 
     p = sub.add_parser("show", help="print the canonical IR of a cascade (valid .ein)")
     p.add_argument("file", metavar="FILE")
-    _add_dims(p)
+    add_dims(p)
     p.set_defaults(handler=cmd_show)
 
     p = sub.add_parser("graph", help="draw the cascade graph (DOT, or SVG with Graphviz)")
@@ -408,33 +491,64 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("files", nargs="+", metavar="FILE")
     q.add_argument("--rank", help="report only this rank")
     q.add_argument("--json", action="store_true", help="print JSON on stdout")
-    _add_dims(q)
+    add_dims(q)
     q.set_defaults(handler=cmd_analyze_passes)
     q = asub.add_parser("cost", help="operation counts and compulsory traffic per Einsum")
     q.add_argument("file", metavar="FILE")
     q.add_argument("--json", action="store_true", help="print JSON on stdout")
-    _add_dims(q)
+    add_dims(q)
     q.set_defaults(handler=cmd_analyze_cost)
 
-    from einsumcc_sim.command import add_parser as add_simulate
 
-    add_simulate(sub, _add_dims).set_defaults(handler=cmd_simulate)
+def build_parser() -> argparse.ArgumentParser:
+    """The core's commands, then each installed backend's (``einsumcc.backends``)."""
+    from einsumcc import __version__
 
-    from einsumcc_fusemax.command import add_parser as add_reproduce
-
-    add_reproduce(sub).set_defaults(handler=cmd_reproduce)
-
+    parser = argparse.ArgumentParser(
+        prog="einsumcc",
+        description="Analyse, compile and simulate attention algorithms written as cascades "
+        "of extended Einsums (.ein files).",
+        epilog="backends: " + ", ".join(f"{b.name} ({b.summary})" for b in backend.loaded()),
+    )
+    parser.add_argument("--version", action="version", version=f"einsumcc {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_core_commands(sub)
+    problems = backend.problems()
+    for b in backend.loaded():
+        try:
+            b.add_commands(sub)
+        except Exception as exc:  # a broken plugin must not take the core's commands down
+            problems.append(f"backend '{b.name}' failed to add its commands ({exc!r})")
+    for problem in problems:
+        print(f"warning: {problem}; its commands are unavailable", file=sys.stderr)
     p = sub.add_parser("demo", help="a tour on the bundled attention cascades")
     p.set_defaults(handler=cmd_demo)
-
     return parser
 
 
+def _internal_error() -> int:
+    """A bug: say so, and show the traceback only when asked."""
+    if os.environ.get("EINSUMCC_DEBUG"):
+        traceback.print_exc()
+    else:
+        exc = sys.exc_info()[1]
+        print(
+            f"einsumcc: internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in einsumcc; please report it with the input that caused it "
+            "(EINSUMCC_DEBUG=1 shows the traceback).",
+            file=sys.stderr,
+        )
+    return 3
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler: Handler = args.handler
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        handler: Handler | None = getattr(args, "handler", None)
+        if handler is None:  # no command: the help, which is not an error
+            parser.print_help()
+            return 0
         return handler(args)
     except EinError as err:
         print_diagnostics(err.diagnostics, err.source)
@@ -443,15 +557,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except Exception:  # a bug: say so, and show the traceback only when asked
-        if os.environ.get("EINSUMCC_DEBUG"):
-            traceback.print_exc()
-        else:
-            exc = sys.exc_info()[1]
-            print(
-                f"einsumcc: internal error: {type(exc).__name__}: {exc}\n"
-                "This is a bug in einsumcc; please report it with the input that caused it "
-                "(EINSUMCC_DEBUG=1 shows the traceback).",
-                file=sys.stderr,
-            )
-        return 3
+    except Exception:
+        return _internal_error()

@@ -11,6 +11,7 @@ Every error a user can cause is an :class:`EinError` that carries one or more
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -20,6 +21,8 @@ from typing import Literal, TextIO
 
 Severity = Literal["error", "warning", "note"]
 
+MAX_ERRORS = 100  # errors reported for one file; a note counts the others
+
 
 @dataclass(frozen=True, slots=True)
 class Source:
@@ -27,23 +30,54 @@ class Source:
 
     name: str
     text: str
+    _lines: list[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     @staticmethod
     def from_path(path: str | Path) -> Source:
-        p = Path(path)
+        shown = _shown_path(str(path))
         try:
-            text = p.read_text(encoding="utf-8")
+            data = Path(path).read_bytes()
         except FileNotFoundError:
-            raise EinError.plain(f"no such file: {path}") from None
-        except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-            raise EinError.plain(f"cannot read {path}: {exc}") from None
+            raise EinError.plain(f"no such file: {shown}") from None
+        except OSError as exc:
+            reason = _PATH_REASONS.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+            raise EinError.plain(f"cannot read {shown}: {reason}") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+            raise EinError.plain(
+                f"cannot read {shown}: not UTF-8 text (byte 0x{data[exc.start]:02x} "
+                f"at line {line}, column {col})",
+                hint=".ein files are UTF-8 text",
+            ) from None
         return Source(str(path), text)
 
     def line(self, lineno: int) -> str:
-        lines = self.text.splitlines()
+        """Line ``lineno`` (1-based) without its end; lines end at ``\\n`` only, as in the
+        parser (a form feed or ``\\u2028`` inside a line does not end it)."""
+        lines = self._lines
+        if lines is None:
+            lines = [x.removesuffix("\r") for x in self.text.split("\n")]
+            object.__setattr__(self, "_lines", lines)  # computed once: reporting stays linear
         if 1 <= lineno <= len(lines):
             return lines[lineno - 1]
         return ""
+
+
+_PATH_REASONS = {
+    errno.ENAMETOOLONG: "the path is too long",
+    errno.EISDIR: "it is a folder, not a file",
+    errno.EACCES: "permission denied",
+    errno.ENOTDIR: "a part of the path is not a folder",
+    errno.ELOOP: "too many levels of symbolic links",
+}
+
+
+def _shown_path(path: str) -> str:
+    """``path`` as an error message shows it: a very long one is shortened."""
+    return path if len(path) <= 200 else f"{path[:100]}...{path[-40:]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,16 +166,37 @@ class DiagnosticSink:
     def warnings(self) -> list[Diagnostic]:
         return [d for d in self.items if d.severity == "warning"]
 
-    def raise_if_errors(self, limit: int = 20) -> None:
+    def raise_if_errors(self, limit: int = MAX_ERRORS) -> None:
+        """Raise the errors, sorted by position: the first ``limit``, then a note that
+        counts the others."""
         errors = self.errors
         if errors:
             unique = list(dict.fromkeys(sorted(errors, key=Diagnostic.sort_key)))
-            raise EinError(tuple(unique[:limit]), self.source)
+            shown = unique[:limit]
+            if len(unique) > limit:
+                more = len(unique) - limit
+                shown.append(
+                    Diagnostic(
+                        "note",
+                        f"... and {more} more error{'s' if more != 1 else ''} "
+                        f"(only the first {limit} are shown)",
+                        None,
+                    )
+                )
+            raise EinError(tuple(shown), self.source)
 
 
 def _use_color(stream: object) -> bool:
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty()) and "NO_COLOR" not in os.environ
+
+
+# Characters that would break the rendered source line apart (or ring a bell): shown as spaces.
+_CONTROL = {c: " " for c in [*range(0x20), 0x7F, 0x85, 0x2028, 0x2029] if c != 0x09}
+
+
+def _shown_line(text: str) -> str:
+    return text.expandtabs(4).translate(_CONTROL)
 
 
 def render_diagnostic(d: Diagnostic, source: Source | None, *, color: bool = False) -> str:
@@ -152,12 +207,15 @@ def render_diagnostic(d: Diagnostic, source: Source | None, *, color: bool = Fal
     where = f"{d.span}: " if d.span is not None else ""
     out = [f"{bold}{where}{sev_color}{d.severity}:{reset}{bold} {d.message}{reset}"]
     if d.span is not None and source is not None and source.name == d.span.file:
-        text = source.line(d.span.line).expandtabs(4)
+        raw = source.line(d.span.line)
+        text = _shown_line(raw)
         if text:
             gutter = str(d.span.line)
             pad = " " * len(gutter)
-            start = max(d.span.col, 1)
-            end = d.span.end_col if d.span.end_line == d.span.line else len(text) + 1
+            # columns count characters; a tab shows as up to 4 spaces, so shift the carets
+            start = len(_shown_line(raw[: max(d.span.col, 1) - 1])) + 1
+            end = d.span.end_col if d.span.end_line == d.span.line else len(raw) + 1
+            end = len(_shown_line(raw[: max(end, 1) - 1])) + 1
             end = min(max(end, start + 1), max(len(text) + 1, start + 1))
             carets = "^" * (end - start)
             out.append(f"  {gutter} | {text}")

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from einsumcc import EinError, evaluate, load
-from einsumcc.reference import random_inputs, round_to_dtype
+from einsumcc import EinError, load
+from einsumcc.reference import evaluate, random_inputs, round_to_dtype
 from tests.conftest import EXAMPLES
 
 

@@ -126,7 +126,7 @@ def simulate_point(
 def row_of(point: Point, rep: SimReport) -> Row:
     """The artifact's CSV row for a simulated point."""
     d = design(point.design)
-    util = {e.name: e.utilization for e in rep.per_einsum}
+    util = {name: e.utilization for name, e in rep.per_einsum.items()}
     per = tuple((col, sum(util.get(n, 0.0) for n in EINSUM_COLUMNS[col])) for col in d.einsums)
     extra: list[tuple[str, float]] = [("cycles", float(rep.cycles))]
     extra += [(f"energy.{k}", v) for k, v in sorted(rep.energy_breakdown_pj.items())]

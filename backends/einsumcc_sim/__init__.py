@@ -2,14 +2,37 @@
 global buffer and DRAM) driven by the cascade, a mapping and an architecture file.
 
 The stages, in order: ``arch`` (architecture files), ``kernel`` (the cascade as per-point PE
-programs), ``mapping`` (mapping files and the default mapping), ``program`` (the loop tree of
-array ops and DRAM transfers), ``template`` (the cycle-level timing of one array op), ``engine``
-(scheduling with steady-state extrapolation), ``functional`` (values through the dataflow) and
-``report``.
+programs), ``mapping`` (mapping files and the default mapping), ``lowering`` (the loop tree of
+array ops and DRAM transfers, a ``program.SimProgram``), ``template`` (the cycle-level timing
+of one array op), ``engine`` (scheduling with steady-state extrapolation), ``functional``
+(values through the dataflow) and ``report``; ``api.simulate_cascade`` runs them for one
+request.
+
+Importing the package is cheap: its names load on first use.
 """
 
 from __future__ import annotations
 
-from einsumcc_sim.arch import Arch, load_arch
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Arch", "load_arch"]
+if TYPE_CHECKING:
+    from einsumcc_sim.api import simulate_cascade
+    from einsumcc_sim.arch import Arch, load_arch
+    from einsumcc_sim.report import SimReport
+
+__all__ = ["Arch", "SimReport", "load_arch", "simulate_cascade"]
+
+_WHERE = {
+    "Arch": "einsumcc_sim.arch",
+    "load_arch": "einsumcc_sim.arch",
+    "SimReport": "einsumcc_sim.report",
+    "simulate_cascade": "einsumcc_sim.api",
+}
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'einsumcc_sim' has no attribute {name!r}")
+    return getattr(importlib.import_module(where), name)

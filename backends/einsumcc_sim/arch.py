@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from einsumcc.diagnostics import EinError, Source
-from einsumcc_sim.tomlspan import located, parse
+from einsumcc_sim.names import ARCH_PRESETS
+from einsumcc_sim.tomlspan import located, parse, read
 
-PRESETS = ("fusemax", "flat", "systolic")
+PRESETS = ARCH_PRESETS
 DATAFLOWS = ("os", "ws", "is")
 ISSUES = ("sequential", "pipelined")
 REDUCES = ("chain", "tree")
@@ -164,7 +165,8 @@ def load_arch(spec: str | Path = "fusemax", overrides: Sequence[str] = ()) -> Ar
             raise EinError.plain(
                 f"--arch {spec}: no such preset or file", hint="presets: " + ", ".join(PRESETS)
             )
-        source, text = str(path), path.read_text("utf-8")
+        src = read(path, "--arch")
+        source, text = src.name, src.text
     src = Source(source, text)
     raw = parse(text, src)
     raw = apply_overrides(raw, overrides, source)
@@ -321,7 +323,9 @@ def validate_arch(raw: Mapping[str, Any], source: str) -> Arch:
     version = top.int("version", 1)
     if version != 1:
         raise top.fail("version", f"unsupported version {version}; this einsumcc reads 1")
-    name = str(top.get("name", Path(source).stem))
+    name = top.get("name", Path(source).stem)
+    if not isinstance(name, str):
+        raise top.fail("name", f"expected a string, got {name!r}")
     clock = top.int("clock_hz")
     energy = _Reader(top.table("energy"), "energy.", source)
     flat: dict[str, float] = {}

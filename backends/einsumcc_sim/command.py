@@ -1,4 +1,8 @@
-"""``einsumcc simulate``: the command-line front of the simulator."""
+"""``einsumcc simulate``: the command-line front of the simulator.
+
+Importing this module is cheap (no numpy, no sympy, no engine): the ``einsumcc`` command
+imports it to build its parser for every subcommand.  The simulator loads in :func:`run`.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,16 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
+from einsumcc_sim.names import ARCH_PRESETS, MAPPING_PRESETS, MODELS, TIMINGS
 
-from einsumcc.diagnostics import EinError
-from einsumcc.ir.cascade import Cascade
-from einsumcc_sim.arch import PRESETS, Arch, load_arch
-from einsumcc_sim.mapping import MAPPING_PRESETS, load_mapping
-from einsumcc_sim.mapping import Mapping as SimMapping
-from einsumcc_sim.model import ModelOptions, ablations, describe, model_options
-from einsumcc_sim.report import SimReport, default_for, plot_timeline, simulate
+if TYPE_CHECKING:
+    from einsumcc.ir.cascade import Cascade
+    from einsumcc_sim.api import Request
+    from einsumcc_sim.limits import Limits
+    from einsumcc_sim.report import SimReport
+    from einsumcc_sim.work import Work
 
 
 def add_parser(
@@ -24,7 +28,9 @@ def add_parser(
 ) -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="cycle-level simulation on a spatial-array accelerator")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--arch", default="fusemax", help=f"preset ({', '.join(PRESETS)}) or TOML file")
+    p.add_argument(
+        "--arch", default="fusemax", help=f"preset ({', '.join(ARCH_PRESETS)}) or TOML file"
+    )
     p.add_argument(
         "--mapping",
         default="default",
@@ -40,7 +46,7 @@ def add_parser(
     )
     p.add_argument(
         "--model",
-        choices=("faithful", "artifact", "both"),
+        choices=(*MODELS, "both"),
         default="faithful",
         help="cost model: cycle-level (default), the FuseMax artifact's, or both side by side",
     )
@@ -55,7 +61,7 @@ def add_parser(
     add_dims(p)
     p.add_argument(
         "--timing",
-        choices=("default", "scalesim"),
+        choices=TIMINGS,
         default="default",
         help="default: consecutive folds overlap; scalesim: fold-serial as SCALE-Sim v3",
     )
@@ -66,13 +72,40 @@ def add_parser(
         help="move real values through the dataflow and compare with the oracle",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the functional inputs")
+    p.add_argument(
+        "--max-points",
+        type=int,
+        default=None,
+        metavar="N",
+        help="--exact/--functional: refuse more iteration points than N (default 1e8)",
+    )
+    p.add_argument(
+        "--max-memory",
+        default=None,
+        metavar="SIZE",
+        help="--functional: refuse arrays larger than SIZE, e.g. 16G (default 4G)",
+    )
+    p.add_argument(
+        "--max-ops",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stop an engine run that simulates more than N ops one by one (default 1e6)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", metavar="OUT.png", help="draw the utilization timeline")
     p.add_argument("--emit-mapping", action="store_true", help="print the mapping as TOML and stop")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also report the work done: lowerings, engine runs, default-mapping candidates",
+    )
     return p
 
 
 def _params(items: list[str]) -> dict[str, object]:
+    from einsumcc.diagnostics import EinError
+
     out: dict[str, object] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -85,114 +118,141 @@ def _params(items: list[str]) -> dict[str, object]:
     return out
 
 
-def _setup(
-    args: argparse.Namespace, cascade: Cascade, model: str | ModelOptions
-) -> tuple[Arch, SimMapping]:
-    arch = load_arch(args.arch, args.overrides)
-    mapping = load_mapping(args.mapping, cascade, arch, _params(args.params))
-    extra = mapping.overrides_for(model)
-    if extra:
-        arch = load_arch(args.arch, [*extra, *args.overrides])
-    return arch, mapping
+def request(args: argparse.Namespace, model: object | None = None) -> Request:
+    """The request that the command line makes (``model``: another cost model than
+    ``--model``, a name or :class:`~einsumcc_sim.model.ModelOptions`)."""
+    from einsumcc_sim.api import Request
 
-
-def fit_default(
-    args: argparse.Namespace,
-    cascade: Cascade,
-    arch: Arch,
-    mapping: SimMapping,
-    dims: dict[str, int],
-    model: ModelOptions,
-) -> SimMapping:
-    """The given mapping, or for ``--mapping default`` the default chosen at these dims."""
-    if str(args.mapping) != "default":
-        return mapping
-    return default_for(cascade, arch, dims, getattr(args, "timing", "default"), model)
+    chosen = args.model if model is None else model
+    return Request(
+        arch=args.arch,
+        mapping=None if str(args.mapping) == "default" else args.mapping,
+        model=chosen,  # type: ignore[arg-type]
+        timing=getattr(args, "timing", "default"),
+        exact=bool(getattr(args, "exact", False)),
+        overrides=tuple(args.overrides),
+        params=tuple(sorted(_params(args.params).items())),
+    )
 
 
 def run(args: argparse.Namespace, cascade: Cascade, dims: dict[str, int]) -> int:
+    from einsumcc_sim.api import setup, simulate_request
+    from einsumcc_sim.limits import limits
+    from einsumcc_sim.work import Work
+
     if args.model == "both":
         return _both(args, cascade, dims)
-    model = model_options(args.model)
-    arch, mapping = _setup(args, cascade, args.model)
-    mapping = fit_default(args, cascade, arch, mapping, dims, model)
+    req = request(args)
+    work = Work()
     if args.emit_mapping:
+        _, mapping = setup(cascade, req, dims, work)
         sys.stdout.write(mapping.render())
         return 0
-    if model.name != "faithful" and (args.exact or args.functional or args.timing != "default"):
-        raise EinError.plain(
-            f"--exact, --functional and --timing scalesim simulate the faithful cycle-level "
-            f"model, not --model {model.name}",
-            hint="drop --model or use --model faithful",
-        )
-    report = simulate(
-        cascade, arch, mapping, dims, timing=args.timing, exact=args.exact, model=model
-    )
-    if model.name == "faithful":
-        other = simulate(
-            cascade,
-            arch,
-            mapping,
-            dims,
-            timing="default" if args.timing == "scalesim" else "scalesim",
-            exact=args.exact,
-        )
-        sc, df = (report, other) if args.timing == "scalesim" else (other, report)
-        report.scalesim_gap = {
-            "scalesim_cycles": sc.cycles,
-            "default_cycles": df.cycles,
-            "ratio": sc.cycles / df.cycles if df.cycles else 0.0,
-            "gap_cycles": sc.cycles - df.cycles,
-        }
-    if args.functional:
-        report.functional = _functional(cascade, arch, mapping, dims, args.seed)
-    if args.plot:
-        plot_timeline(report, args.plot)
-    if args.json:
-        print(report.json_text())
-    else:
-        sys.stdout.write(report.render())
-        if args.plot:
-            print(f"wrote {args.plot}")
+    check_budget(args, cascade, dims)
+    with limits(run_limits(args)):
+        report = simulate_request(cascade, req, dims, work, functional=args.functional)
+        if args.functional:
+            import dataclasses
+
+            arch, mapping = setup(cascade, req, dims, work)
+            checked = _functional(cascade, arch, mapping, dims, args.seed)
+            report = dataclasses.replace(report, functional=checked)
+    _output(args, report)
     if report.functional is not None and not report.functional["ok"]:
         return 1
     return 0
 
 
+def run_limits(args: argparse.Namespace) -> Limits:
+    """The engine's budget of ops and whether it shows progress, from the command line."""
+    from einsumcc_sim.limits import MAX_OPS, Limits, on_terminal
+
+    max_ops = getattr(args, "max_ops", None)
+    return Limits(
+        max_ops=MAX_OPS if max_ops is None else max_ops,
+        progress=on_terminal(bool(getattr(args, "json", False))),
+    )
+
+
+def check_budget(args: argparse.Namespace, cascade: Cascade, dims: dict[str, int]) -> None:
+    """``--exact`` and ``--functional`` stop before they start when the iteration points
+    (and, for ``--functional``, the arrays it holds) are over budget."""
+    exact, functional = bool(getattr(args, "exact", False)), bool(args.functional)
+    if not (exact or functional):
+        return
+    from einsumcc.analysis import budget
+    from einsumcc_sim.limits import MAX_POINTS
+
+    est = budget.estimate(cascade, dims)
+    max_points = MAX_POINTS if args.max_points is None else args.max_points
+    memory = budget.parse_size(args.max_memory) if args.max_memory else budget.MAX_MEMORY
+    # --functional holds the oracle's arrays and the values the PEs move: twice them
+    est = type(est)(2 * est.memory_bytes if functional else 0, est.points, est.largest)
+    what = "simulate --functional" if functional else "simulate --exact"
+    budget.check_budget(est, what, memory, max_points)
+
+
+def _output(args: argparse.Namespace, report: SimReport) -> None:
+    if args.plot:
+        from einsumcc_sim.report import plot_timeline
+
+        plot_timeline(report, args.plot)
+    if args.json:
+        print(report.json_text())
+        if args.verbose and report.work is not None:
+            from einsumcc_sim.report import render_work
+
+            print("work: " + render_work(report.work), file=sys.stderr)
+    else:
+        sys.stdout.write(report.render(verbose=args.verbose))
+        if args.plot:
+            print(f"wrote {args.plot}")
+
+
 def _both(args: argparse.Namespace, cascade: Cascade, dims: dict[str, int]) -> int:
     """Both cost models, side by side."""
-    reports: dict[str, SimReport] = {}
-    for name in ("artifact", "faithful"):
-        arch, mapping = _setup(args, cascade, name)
-        mapping = fit_default(args, cascade, arch, mapping, dims, model_options(name))
-        reports[name] = simulate(cascade, arch, mapping, dims, model=model_options(name))
+    from einsumcc_sim.model import ablations
+    from einsumcc_sim.work import Work
+
+    work = Work()
+    reports = {name: _plain(cascade, request(args, name), dims, work) for name in MODELS[::-1]}
     # where the difference comes from: the artifact's model with one faithful effect on
-    effects: list[tuple[str, int]] = []
-    for label, options in ablations():
-        arch, mapping = _setup(args, cascade, options)
-        mapping = fit_default(args, cascade, arch, mapping, dims, options)
-        effects.append((label, simulate(cascade, arch, mapping, dims, model=options).cycles))
+    effects: list[tuple[str, int]] = [
+        (label, _plain(cascade, request(args, options), dims, work).cycles)
+        for label, options in ablations()
+    ]
     if args.json:
-        doc = {k: r.to_json() for k, r in reports.items()}
+        doc: dict[str, object] = {k: r.to_dict() for k, r in reports.items()}
         doc["effects"] = dict(effects)
         print(json_dumps(doc))
-        return 0
-    sys.stdout.write(render_side_by_side(reports["artifact"], reports["faithful"], effects))
+    else:
+        sys.stdout.write(render_side_by_side(reports["artifact"], reports["faithful"], effects))
+    if args.verbose:
+        from einsumcc_sim.report import render_work
+
+        stream = sys.stderr if args.json else sys.stdout
+        print("  work: " + render_work(work.as_dict()), file=stream)
     return 0
 
 
+def _plain(cascade: Cascade, req: Request, dims: dict[str, int], work: Work) -> SimReport:
+    """One report of a request, without the SCALE-Sim comparison."""
+    from einsumcc_sim.api import setup
+    from einsumcc_sim.report import simulate
+
+    arch, mapping = setup(cascade, req, dims, work)
+    return simulate(cascade, arch, mapping, dims, model=req.options, work=work)
+
+
 def render_side_by_side(a: SimReport, f: SimReport, effects: Sequence[tuple[str, int]] = ()) -> str:
+    from einsumcc_sim.model import describe, model_options
+
     rows = [
         ("cycles", f"{a.cycles:,}", f"{f.cycles:,}", f.cycles / a.cycles if a.cycles else 0.0),
         ("seconds", f"{a.seconds:.6g}", f"{f.seconds:.6g}", None),
         ("util 2D", f"{a.utilization['2d']:.4f}", f"{f.utilization['2d']:.4f}", None),
         ("util 1D", f"{a.utilization['1d']:.4f}", f"{f.utilization['1d']:.4f}", None),
-        (
-            "DRAM bytes",
-            f"{a.dram_read_bytes + a.dram_write_bytes:,}",
-            f"{f.dram_read_bytes + f.dram_write_bytes:,}",
-            None,
-        ),
+        ("DRAM bytes", f"{a.dram_bytes:,}", f"{f.dram_bytes:,}", None),
         ("energy pJ", f"{a.energy_pj:.6g}", f"{f.energy_pj:.6g}", None),
     ]
     out = [f"{a.cascade} on {a.arch} ({a.mapping} mapping)", "",
@@ -219,6 +279,8 @@ def render_side_by_side(a: SimReport, f: SimReport, effects: Sequence[tuple[str,
 def _functional(
     cascade: Cascade, arch: object, mapping: object, dims: dict[str, int], seed: int
 ) -> dict[str, object]:
+    import numpy as np
+
     from einsumcc.reference import evaluate, random_inputs
     from einsumcc_sim.functional import run_functional
 
@@ -238,10 +300,10 @@ def _functional(
 
 
 def report_for(args: argparse.Namespace, cascade: Cascade, dims: dict[str, int]) -> SimReport:
-    model = getattr(args, "model", "faithful")
-    arch, mapping = _setup(args, cascade, model)
-    mapping = fit_default(args, cascade, arch, mapping, dims, model_options(model))
-    return simulate(cascade, arch, mapping, dims, model=model_options(model))
+    """The report of ``args``' cost model, without the SCALE-Sim comparison."""
+    from einsumcc_sim.work import Work
+
+    return _plain(cascade, request(args, getattr(args, "model", "faithful")), dims, Work())
 
 
 def json_dumps(obj: object) -> str:
@@ -250,4 +312,6 @@ def json_dumps(obj: object) -> str:
 
 def check_file(path: str) -> None:
     if not path:
+        from einsumcc.diagnostics import EinError
+
         raise EinError.plain("simulate needs a .ein file")

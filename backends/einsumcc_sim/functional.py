@@ -49,10 +49,10 @@ from einsumcc.ir.nodes import (
 )
 from einsumcc_sim.arch import Arch
 from einsumcc_sim.engine import Engine
-from einsumcc_sim.kernel import Kernel
+from einsumcc_sim.kernel import PEKernel
 from einsumcc_sim.mapping import Mapping as SimMapping
-from einsumcc_sim.program import Leaf, Program, lower
-from einsumcc_sim.template import Exact, OpShape
+from einsumcc_sim.program import Leaf, SimProgram, lower
+from einsumcc_sim.template import ExactTemplate, OpShape
 
 _AT = {"sum": np.add.at, "prod": np.multiply.at, "max": np.maximum.at, "min": np.minimum.at}
 
@@ -64,7 +64,7 @@ class DataflowError(AssertionError):
 class _Functional:
     def __init__(
         self,
-        prog: Program,
+        prog: SimProgram,
         inputs: Mapping[str, np.ndarray],
         faults: Iterable[tuple[str, int, int]],
     ) -> None:
@@ -172,7 +172,7 @@ class _Functional:
 
     # ------------------------------------------------------------ one op
     def op(self, leaf: Leaf, ranges: Mapping[str, tuple[int, int]], shape: OpShape, t: Any) -> None:
-        assert isinstance(t, Exact)
+        assert isinstance(t, ExactTemplate)
         fire = t.fire[: shape.u_r, : shape.u_c, :]
         for k, m in zip(leaf.kernels, leaf.maps, strict=True):
             self.kernel_op(leaf, k, m, ranges, shape, fire)
@@ -180,7 +180,7 @@ class _Functional:
     def kernel_op(
         self,
         leaf: Leaf,
-        k: Kernel,
+        k: PEKernel,
         m: Any,
         ranges: Mapping[str, tuple[int, int]],
         s: OpShape,
@@ -235,7 +235,7 @@ class _Functional:
             pe[idx, 0] = ii[keep] if leaf.array == "2d" else -1
             pe[idx, 1] = jj[keep]
 
-    def fill_unsurvived(self, k: Kernel) -> None:
+    def fill_unsurvived(self, k: PEKernel) -> None:
         """Output points with no surviving iteration point hold the tensor's fill."""
         grids = np.meshgrid(
             *[np.arange(self.ext[self.c.var_ranks[v]]) for v in k.space], indexing="ij"
@@ -254,7 +254,7 @@ class _Functional:
     def check_links(
         self,
         leaf: Leaf,
-        k: Kernel,
+        k: PEKernel,
         m: Any,
         s: OpShape,
         fire: np.ndarray,
@@ -277,7 +277,12 @@ class _Functional:
             self.checked_links += at.size
 
     def check_registers(
-        self, leaf: Leaf, k: Kernel, vals: Mapping[str, np.ndarray], ii: np.ndarray, jj: np.ndarray
+        self,
+        leaf: Leaf,
+        k: PEKernel,
+        vals: Mapping[str, np.ndarray],
+        ii: np.ndarray,
+        jj: np.ndarray,
     ) -> None:
         for op in leaf.operands:
             if op.kernel != k.name or op.place != "registers" or op.producer is None:

@@ -1,4 +1,4 @@
-"""The cascade as per-point PE programs (``Kernel``s): what one PE computes at one point.
+"""The cascade as per-point PE programs (``PEKernel``s): what one PE computes at one point.
 
 Each Einsum becomes a kernel whose iteration space is its left-hand variables plus the
 variables of a top-level reduction.  Its *point expression* is evaluated once per point; the
@@ -52,7 +52,7 @@ _CALL_OP = {"max": "max", "min": "max", "safe_div": "div"}
 
 
 @dataclass(frozen=True)
-class Kernel:
+class PEKernel:
     """One Einsum (or a hoisted part of one) as a per-point program."""
 
     name: str  # "BQK" or "BQK.1"
@@ -86,7 +86,7 @@ class Kernel:
         return self.combine == "sum" and len(matmul_operands(self)) == 2
 
 
-def matmul_operands(k: Kernel) -> tuple[Access, ...]:
+def matmul_operands(k: PEKernel) -> tuple[Access, ...]:
     """The two varying tensor factors of a fused ``sum`` of a product, else ``()``."""
     if k.combine != "sum" or not (isinstance(k.body, Binary) and k.body.op == "*"):
         return ()
@@ -146,7 +146,7 @@ class _Builder:
         self.c = cascade
         self.e = einsum
         self.order = {v: i for i, v in enumerate(einsum.variables)}
-        self.out: list[Kernel] = []
+        self.out: list[PEKernel] = []
         self.n = 0
         self.itemsize = cascade.tensor(einsum.name).dtype.itemsize
 
@@ -190,7 +190,7 @@ class _Builder:
         )
         ops = count_ops(inner, combine)
         self.out.append(
-            Kernel(
+            PEKernel(
                 name,
                 self.e.name,
                 target,
@@ -223,9 +223,9 @@ class _Builder:
         return with_children(e, kids)
 
 
-def kernels(cascade: Cascade) -> tuple[Kernel, ...]:
+def kernels(cascade: Cascade) -> tuple[PEKernel, ...]:
     """Every Einsum's kernels, helpers first, in the cascade's dependency order."""
-    out: list[Kernel] = []
+    out: list[PEKernel] = []
     for e in cascade.einsums:
         b = _Builder(cascade, e)
         b.kernel(e.name, e.output, e.lhs_variables, e.body, e.where)

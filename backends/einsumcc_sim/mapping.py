@@ -38,9 +38,10 @@ from einsumcc.diagnostics import EinError, Source
 from einsumcc.ir.cascade import Cascade, Recurrence
 from einsumcc.ir.nodes import Role, is_var_symbol
 from einsumcc_sim.arch import Arch
-from einsumcc_sim.kernel import Kernel, kernels, matmul_operands
+from einsumcc_sim.kernel import PEKernel, kernels, matmul_operands
 from einsumcc_sim.model import ModelOptions
-from einsumcc_sim.tomlspan import located, parse
+from einsumcc_sim.names import MAPPING_PRESETS as MAPPING_PRESETS
+from einsumcc_sim.tomlspan import located, parse, read
 
 MODES = ("sequential", "pipelined", "interleaved", "tile-serial")
 PLACES = ("dram", "stream", "buffer", "registers")
@@ -60,7 +61,7 @@ class KernelMap:
 
 
 @dataclass(frozen=True)
-class Group:
+class MappingGroup:
     einsums: tuple[str, ...]  # Einsum names (their helpers follow them)
     loops: tuple[tuple[str, int], ...] = ()  # (variable, tile); tile FIT: fitted to the buffer
     mode: str = "pipelined"
@@ -76,7 +77,7 @@ class Group:
 @dataclass(frozen=True)
 class Mapping:
     name: str
-    groups: tuple[Group, ...]
+    groups: tuple[MappingGroup, ...]
     kernels: tuple[tuple[str, KernelMap], ...]
     placement: tuple[tuple[str, str], ...]
     # --set overrides of the architecture that hold only under a cost model
@@ -186,7 +187,7 @@ def _ordered(vars_: set[str], acc_order: Sequence[str]) -> list[str]:
     return [v for v in acc_order if v in vars_]
 
 
-def _map_2d(k: Kernel, arch: Arch, extents: Extents | None) -> KernelMap:
+def _map_2d(k: PEKernel, arch: Arch, extents: Extents | None) -> KernelMap:
     a2 = arch.array2d
     dataflow, nr, nc = a2.dataflow, a2.rows, a2.cols
     ops = matmul_operands(k)
@@ -218,7 +219,9 @@ def _map_2d(k: Kernel, arch: Arch, extents: Extents | None) -> KernelMap:
     return KernelMap("2d", rows, cols, tuple(k.reduced))
 
 
-def _map_1d(k: Kernel, lane_pref: Sequence[str], lanes: int, extents: Extents | None) -> KernelMap:
+def _map_1d(
+    k: PEKernel, lane_pref: Sequence[str], lanes: int, extents: Extents | None
+) -> KernelMap:
     lhs = list(k.lhs)
     if extents is not None:
         # a reduced variable may take the lanes too (a spatial reduction), when it fills more
@@ -230,7 +233,7 @@ def _map_1d(k: Kernel, lane_pref: Sequence[str], lanes: int, extents: Extents | 
 
 
 def default_kernel_map(
-    k: Kernel, arch: Arch, lane_pref: Sequence[str], extents: Extents | None = None
+    k: PEKernel, arch: Arch, lane_pref: Sequence[str], extents: Extents | None = None
 ) -> KernelMap:
     """Matmul-like kernels on the 2D array (as SCALE-Sim maps a GEMM), the rest on the 1D
     array, falling back to whichever array has the ops.  With the extents known, the spatial
@@ -289,7 +292,7 @@ def default_mapping(
             chunks = tuple((v, size) for v in km.stream if extents.get(v, 1) > size)
             km = replace(km, chunks=chunks)
         maps.append((k.name, km))
-    group = Group(tuple(e.name for e in cascade.einsums), tuple(loops), "pipelined")
+    group = MappingGroup(tuple(e.name for e in cascade.einsums), tuple(loops), "pipelined")
     placement = default_placement(cascade, ks)
     fitted = ([_show_loops(outer)] if outer else []) + (["chunked"] if chunked else [])
     name = "default, fitted: " + ", ".join(fitted) if fitted else "default"
@@ -327,7 +330,7 @@ def _show_loops(loops: Sequence[tuple[str, int]]) -> str:
     return ", ".join(f"{v.upper()}:{'fit' if t == FIT else t}" for v, t in loops)
 
 
-def _lane_preference(ks: Sequence[Kernel]) -> list[str]:
+def _lane_preference(ks: Sequence[PEKernel]) -> list[str]:
     """Variables by how many kernels keep them on the left: the 1D lanes follow the
     2D array's columns when they can."""
     count: dict[str, int] = {}
@@ -337,7 +340,7 @@ def _lane_preference(ks: Sequence[Kernel]) -> list[str]:
     return sorted(count, key=lambda v: -count[v])
 
 
-def default_placement(cascade: Cascade, ks: Sequence[Kernel]) -> tuple[tuple[str, str], ...]:
+def default_placement(cascade: Cascade, ks: Sequence[PEKernel]) -> tuple[tuple[str, str], ...]:
     out = []
     for t in cascade.tensors:
         out.append((t.name, "dram" if t.role in (Role.INPUT, Role.OUTPUT) else "buffer"))
@@ -348,6 +351,37 @@ def default_placement(cascade: Cascade, ks: Sequence[Kernel]) -> tuple[tuple[str
 
 
 # ---------------------------------------------------------------- mapping files
+
+
+_KINDS = ((bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"),
+          (list, "a list"), (dict, "a table"))  # fmt: skip
+
+
+def _kind(v: object) -> str:
+    """``'a string'``, ``'a table'``...: what a TOML value is, for an error message."""
+    return next((name for t, name in _KINDS if isinstance(v, t)), "a date or time")
+
+
+def _table(v: object, where: str, source: str, hint: str | None = None) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise EinError.plain(f"{source}: {where}: expected a table, got {_kind(v)}", hint=hint)
+    return v
+
+
+def _strings(v: object, where: str, source: str, example: str) -> list[str]:
+    """A list of strings, or an error that shows an ``example``."""
+    if not isinstance(v, list):
+        raise EinError.plain(
+            f"{source}: {where}: expected a list of strings, got {_kind(v)}",
+            hint=f"for example {where.rpartition('.')[2]} = {example}",
+        )
+    for x in v:
+        if not isinstance(x, str):
+            raise EinError.plain(
+                f"{source}: {where}: expected a list of strings, got {_kind(x)} in it",
+                hint=f"for example {where.rpartition('.')[2]} = {example}",
+            )
+    return v
 
 
 def _var(cascade: Cascade, name: Any, where: str, source: str) -> str:
@@ -365,11 +399,9 @@ def _var(cascade: Cascade, name: Any, where: str, source: str) -> str:
 
 
 def _loops(cascade: Cascade, raw: Any, where: str, source: str) -> tuple[tuple[str, int], ...]:
-    if not isinstance(raw, list):
-        raise EinError.plain(f'{source}: {where}: expected a list like ["P:256", "M1"]')
     out = []
-    for item in raw:
-        name, _, tile = str(item).partition(":")
+    for item in _strings(raw, where, source, '["P:256", "M:fit", "B"]'):
+        name, _, tile = item.partition(":")
         try:
             t = FIT if tile.strip().lower() == "fit" else int(tile) if tile else 1
         except ValueError:
@@ -380,9 +412,6 @@ def _loops(cascade: Cascade, raw: Any, where: str, source: str) -> tuple[tuple[s
             )
         out.append((_var(cascade, name, where, source), t))
     return tuple(out)
-
-
-MAPPING_PRESETS = ("unfused", "flat", "flat-offchip", "fusemax-cascade", "fusemax-arch", "fusemax")
 
 
 def mapping_text(name: str) -> str:
@@ -417,7 +446,8 @@ def load_mapping(
                 f"--mapping {spec}: no such preset or file",
                 hint="presets: default, " + ", ".join(MAPPING_PRESETS),
             )
-        source, text = str(path), path.read_text("utf-8")
+        src = read(path, "--mapping")
+        source, text = src.name, src.text
     src = Source(source, text)
     raw = parse(text, src)
     try:
@@ -481,71 +511,29 @@ def mapping_from_dict(
     if unknown:
         raise EinError.plain(
             f"{source}: {unknown[0]}: unknown key",
-            hint="keys: version, name, group, einsum, tensor, model",
+            hint="keys: version, name, params, group, einsum, tensor, model",
         )
+    version = raw.get("version", 1)
+    if version != 1 or isinstance(version, bool):
+        raise EinError.plain(
+            f"{source}: version: unsupported version {version!r}; this einsumcc reads 1"
+        )
+    name = raw.get("name", Path(source).stem)
+    if not isinstance(name, str):
+        raise EinError.plain(f"{source}: name: expected a string, got {_kind(name)}")
     names = [e.name for e in cascade.einsums]
-    groups = []
-    for gi, g in enumerate(raw.get("group", [])):
-        where = f"group[{gi}]"
-        bad = sorted(
-            set(g)
-            - {"einsums", "loops", "mode", "stages", "interleave", "dram_loops", "order", "inplace"}
+    raw_groups = raw.get("group", [])
+    if not isinstance(raw_groups, list) or any(not isinstance(g, dict) for g in raw_groups):
+        bad = (
+            raw_groups
+            if not isinstance(raw_groups, list)
+            else next(g for g in raw_groups if not isinstance(g, dict))
         )
-        if bad:
-            raise EinError.plain(f"{source}: {where}.{bad[0]}: unknown key")
-        members = tuple(g.get("einsums", names))
-        for e in members:
-            if e not in names:
-                raise EinError.plain(
-                    f"{source}: {where}.einsums: '{e}' is not an Einsum of {cascade.name}",
-                    hint="Einsums: " + ", ".join(names),
-                )
-        mode = g.get("mode", "pipelined")
-        if mode not in MODES:
-            raise EinError.plain(f"{source}: {where}.mode: expected one of {', '.join(MODES)}")
-        stages = g.get("stages", {})
-        for e, s in stages.items():
-            if e not in members or not isinstance(s, int) or s < 0:
-                raise EinError.plain(
-                    f"{source}: {where}.stages.{e}: expected a member and a stage >= 0"
-                )
-        inter = tuple(tuple(x) for x in g.get("interleave", []))
-        if inter and mode != "interleaved":
-            raise EinError.plain(f'{source}: {where}.interleave needs mode = "interleaved"')
-        for pair in inter:
-            if len(pair) != 2 or any(e not in members for e in pair):
-                raise EinError.plain(
-                    f"{source}: {where}.interleave: {list(pair)}: expected two member Einsums"
-                )
-        if mode == "sequential" and stages:
-            raise EinError.plain(f"{source}: {where}.stages: a sequential group has no stages")
-        loops = _loops(cascade, g.get("loops", []), f"{where}.loops", source)
-        dram_loops = g.get("dram_loops")
-        if dram_loops is not None and (
-            not isinstance(dram_loops, int) or not 0 <= dram_loops <= len(loops)
-        ):
-            raise EinError.plain(
-                f"{source}: {where}.dram_loops: expected a count of outer loops, 0 to {len(loops)}"
-            )
-        order = tuple(g.get("order", ()))
-        for e in order:
-            if e not in members:
-                raise EinError.plain(f"{source}: {where}.order: '{e}' is not a member")
-        inplace = g.get("inplace", False)
-        if not isinstance(inplace, bool):
-            raise EinError.plain(f"{source}: {where}.inplace: expected true or false")
-        groups.append(
-            Group(
-                members,
-                loops,
-                mode,
-                tuple(sorted(stages.items())),
-                inter,
-                dram_loops,
-                order,
-                inplace,
-            )
+        raise EinError.plain(
+            f"{source}: group: expected [[group]] tables, got {_kind(bad)}",
+            hint="each group is a table of its own under a [[group]] header",
         )
+    groups = [_group(g, f"group[{gi}]", names, cascade, source) for gi, g in enumerate(raw_groups)]
     covered = [e for g in groups for e in g.einsums]
     dup = sorted({e for e in covered if covered.count(e) > 1})
     if dup:
@@ -553,27 +541,139 @@ def mapping_from_dict(
     if groups and set(covered) != set(names):
         missing = [e for e in names if e not in covered]
         raise EinError.plain(f"{source}: Einsum {missing[0]} is in no group")
+    return Mapping(
+        name,
+        tuple(groups) or base.groups,
+        tuple(
+            _kernel_maps(
+                _table(raw.get("einsum", {}), "einsum", source, "write [einsum.NAME] tables"),
+                base,
+                cascade,
+                source,
+            ).items()
+        ),
+        tuple(
+            _placement(
+                _table(
+                    raw.get("tensor", {}),
+                    "tensor",
+                    source,
+                    'write [tensor] with lines like Q = "buffer"',
+                ),
+                base,
+                source,
+            ).items()
+        ),
+        _model_overrides(raw.get("model", {}), source),
+        source if Path(source).is_file() else None,
+    )
+
+
+def _group(g: Any, where: str, names: list[str], cascade: Cascade, source: str) -> MappingGroup:
+    """One ``[[group]]`` table."""
+    bad = sorted(
+        set(g) - {"einsums", "loops", "mode", "stages", "interleave", "dram_loops", "order",
+                  "inplace"}
+    )  # fmt: skip
+    if bad:
+        raise EinError.plain(f"{source}: {where}.{bad[0]}: unknown key")
+    members = tuple(_strings(g.get("einsums", names), f"{where}.einsums", source, '["QK", "SN"]'))
+    for e in members:
+        if e not in names:
+            raise EinError.plain(
+                f"{source}: {where}.einsums: '{e}' is not an Einsum of {cascade.name}",
+                hint="Einsums: " + ", ".join(names),
+            )
+    mode, stages, inter = _group_pipeline(g, where, members, source)
+    loops = _loops(cascade, g.get("loops", []), f"{where}.loops", source)
+    dram_loops = g.get("dram_loops")
+    if dram_loops is not None and (
+        not isinstance(dram_loops, int) or not 0 <= dram_loops <= len(loops)
+    ):
+        raise EinError.plain(
+            f"{source}: {where}.dram_loops: expected a count of outer loops, 0 to {len(loops)}"
+            f", got {dram_loops!r}"
+        )
+    order = tuple(_strings(g.get("order", []), f"{where}.order", source, '["QK", "SN"]'))
+    for e in order:
+        if e not in members:
+            raise EinError.plain(f"{source}: {where}.order: '{e}' is not a member")
+    inplace = g.get("inplace", False)
+    if not isinstance(inplace, bool):
+        raise EinError.plain(f"{source}: {where}.inplace: expected true or false")
+    return MappingGroup(
+        members, loops, mode, tuple(sorted(stages.items())), inter, dram_loops, order, inplace
+    )
+
+
+def _group_pipeline(
+    g: Any, where: str, members: tuple[str, ...], source: str
+) -> tuple[str, dict[str, int], tuple[tuple[str, ...], ...]]:
+    """A group's mode, stages and interleaved pairs."""
+    mode = g.get("mode", "pipelined")
+    if not isinstance(mode, str) or mode not in MODES:
+        raise EinError.plain(f"{source}: {where}.mode: expected one of {', '.join(MODES)}")
+    stages = _table(
+        g.get("stages", {}), f"{where}.stages", source, "for example stages = { QK = 0, SN = 1 }"
+    )
+    for e, s in stages.items():
+        if e not in members or isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise EinError.plain(
+                f"{source}: {where}.stages.{e}: expected a member and a stage >= 0"
+            )
+    raw_inter = g.get("interleave", [])
+    if not isinstance(raw_inter, list) or any(not isinstance(x, list) for x in raw_inter):
+        raise EinError.plain(
+            f"{source}: {where}.interleave: expected a list of pairs",
+            hint='for example interleave = [["BQK", "SLNV"]]',
+        )
+    inter = tuple(
+        tuple(_strings(x, f"{where}.interleave", source, '[["BQK", "SLNV"]]')) for x in raw_inter
+    )
+    if inter and mode != "interleaved":
+        raise EinError.plain(f'{source}: {where}.interleave needs mode = "interleaved"')
+    for pair in inter:
+        if len(pair) != 2 or any(e not in members for e in pair):
+            raise EinError.plain(
+                f"{source}: {where}.interleave: {list(pair)}: expected two member Einsums"
+            )
+    if mode == "sequential" and stages:
+        raise EinError.plain(f"{source}: {where}.stages: a sequential group has no stages")
+    return mode, stages, inter
+
+
+def _kernel_maps(
+    raw: AbcMapping[str, Any], base: Mapping, cascade: Cascade, source: str
+) -> dict[str, KernelMap]:
+    """The ``[einsum.NAME]`` tables over the default mapping's kernel maps."""
     kmaps = dict(base.kernels)
-    for name, spec in raw.get("einsum", {}).items():
+    for name, spec in raw.items():
         if name not in kmaps:
             raise EinError.plain(
                 f"{source}: einsum.{name}: no such Einsum", hint="Einsums: " + ", ".join(kmaps)
             )
         kmaps[name] = _kernel_map(spec, kmaps[name], cascade, f"einsum.{name}", source)
-        for helper in [h for h in kmaps if h.startswith(name + ".")]:
-            if "array" in spec and kmaps[helper].array != kmaps[name].array:
-                kmaps[helper] = kmaps[helper]  # helpers keep the default binding
+        # (helpers, NAME.1 and so on, keep the default binding)
+    return kmaps
+
+
+def _placement(raw: AbcMapping[str, Any], base: Mapping, source: str) -> dict[str, str]:
+    """The ``[tensor]`` table over the default placement."""
     placement = dict(base.placement)
-    for t, where in raw.get("tensor", {}).items():
+    for t, where in raw.items():
         if t not in placement:
             raise EinError.plain(f"{source}: tensor.{t}: no such tensor")
         if where not in PLACES:
             raise EinError.plain(f"{source}: tensor.{t}: expected one of {', '.join(PLACES)}")
         placement[t] = where
-    models = raw.get("model", {})
-    overrides = []
+    return placement
+
+
+def _model_overrides(models: Any, source: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The ``[model.NAME]`` tables: architecture overrides under a cost model."""
     if not isinstance(models, dict):
         raise EinError.plain(f"{source}: model: expected tables like [model.artifact]")
+    overrides = []
     for model, table in models.items():
         sets = table.get("set", []) if isinstance(table, dict) else None
         if not isinstance(sets, list) or any(not isinstance(x, str) for x in sets):
@@ -581,14 +681,7 @@ def mapping_from_dict(
                 f"{source}: model.{model}.set: expected a list of KEY=VALUE strings"
             )
         overrides.append((str(model), tuple(sets)))
-    return Mapping(
-        str(raw.get("name", Path(source).stem)),
-        tuple(groups) or base.groups,
-        tuple(kmaps.items()),
-        tuple(placement.items()),
-        tuple(overrides),
-        source if Path(source).is_file() else None,
-    )
+    return tuple(overrides)
 
 
 def _kernel_map(spec: Any, base: KernelMap, cascade: Cascade, where: str, source: str) -> KernelMap:
@@ -613,8 +706,8 @@ def _kernel_map(spec: Any, base: KernelMap, cascade: Cascade, where: str, source
         out = replace(out, rows=None)
     if "stream" in spec:
         stream, chunks = [], []
-        for item in spec["stream"]:
-            name, _, tile = str(item).partition(":")
+        for item in _strings(spec["stream"], f"{where}.stream", source, '["E", "M:256"]'):
+            name, _, tile = item.partition(":")
             v = _var(cascade, name, f"{where}.stream", source)
             stream.append(v)
             if tile:
@@ -627,12 +720,19 @@ def _kernel_map(spec: Any, base: KernelMap, cascade: Cascade, where: str, source
     if "at_last" in spec:
         out = replace(
             out,
-            at_last=tuple(_var(cascade, v, f"{where}.at_last", source) for v in spec["at_last"]),
+            at_last=tuple(
+                _var(cascade, v, f"{where}.at_last", source)
+                for v in _strings(spec["at_last"], f"{where}.at_last", source, '["P"]')
+            ),
         )
     if "loops" in spec:
         out = replace(out, loops=_loops(cascade, spec["loops"], f"{where}.loops", source))
     if "order" in spec:
         out = replace(
-            out, order=tuple(_var(cascade, v, f"{where}.order", source) for v in spec["order"])
+            out,
+            order=tuple(
+                _var(cascade, v, f"{where}.order", source)
+                for v in _strings(spec["order"], f"{where}.order", source, '["M", "P"]')
+            ),
         )
     return out

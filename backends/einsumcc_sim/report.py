@@ -17,7 +17,8 @@ from einsumcc_sim.engine import Engine, Event, Period
 from einsumcc_sim.mapping import FIT, default_mapping, default_recipes
 from einsumcc_sim.mapping import Mapping as SimMapping
 from einsumcc_sim.model import FAITHFUL, ModelOptions
-from einsumcc_sim.program import BufferOverflowError, Program, lower
+from einsumcc_sim.program import BufferOverflowError, SimProgram, lower
+from einsumcc_sim.work import Work
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,11 @@ class EinsumStats:
     ops: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class SimReport:
+    """What one simulation reports.  ``to_dict()`` is what ``einsumcc simulate --json``
+    prints, and the text report (``render()``) is drawn from the same object."""
+
     cascade: str
     arch: str
     mapping: str
@@ -41,7 +45,7 @@ class SimReport:
     cycles: int
     pes: dict[str, int]
     pe_cycles: dict[str, int]
-    per_einsum: list[EinsumStats]
+    per_einsum: dict[str, EinsumStats]
     dram_read_bytes: int
     dram_write_bytes: int
     dram_by_tensor: dict[str, int]
@@ -51,13 +55,21 @@ class SimReport:
     energy_breakdown_pj: dict[str, float]
     spill_fraction: float
     buffer_need: int
-    events: list[Event] = field(default_factory=list)
-    periods: list[Period] = field(default_factory=list)
-    busy_per_cycle: dict[str, np.ndarray] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list, repr=False)
+    periods: list[Period] = field(default_factory=list, repr=False)
+    busy_per_cycle: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     scalesim_gap: dict[str, Any] | None = None
     functional: dict[str, Any] | None = None
     model: str = "faithful"  # the cost model (einsumcc_sim.model)
     rf_accesses: dict[str, int] = field(default_factory=dict)  # register-file reads + writes
+    # what the request took: lowerings, engine runs, default-mapping candidates (not a result)
+    work: dict[str, int] | None = field(default=None, compare=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"<SimReport {self.cascade} on {self.arch}: {self.cycles:,} cycles, "
+            f"{self.energy_pj:.3g} pJ>"
+        )
 
     @property
     def seconds(self) -> float:
@@ -78,7 +90,12 @@ class SimReport:
     def energy_pj(self) -> float:
         return float(sum(self.energy_breakdown_pj.values()))
 
-    def to_json(self) -> dict[str, Any]:
+    @property
+    def dram_bytes(self) -> int:
+        return self.dram_read_bytes + self.dram_write_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as ``einsumcc simulate --json`` prints it."""
         out: dict[str, Any] = {
             "cascade": self.cascade,
             "arch": self.arch,
@@ -97,9 +114,9 @@ class SimReport:
                     "utilization": e.utilization,
                     "ops": e.ops,
                 }
-                for e in self.per_einsum
+                for e in self.per_einsum.values()
             },
-            "dram_bytes": self.dram_read_bytes + self.dram_write_bytes,
+            "dram_bytes": self.dram_bytes,
             "dram_read_bytes": self.dram_read_bytes,
             "dram_write_bytes": self.dram_write_bytes,
             "dram_bytes_by_tensor": self.dram_by_tensor,
@@ -126,54 +143,75 @@ class SimReport:
         return out
 
     def json_text(self) -> str:
-        return json.dumps(self.to_json(), indent=2, sort_keys=True)
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
-    def render(self) -> str:
-        u = self.utilization
-        lines = [
-            f"{self.cascade} on {self.arch} ({self.mapping} mapping, {self.timing} timing, "
-            f"{self.mode} mode, {self.model} cost model)",
-            f"  cycles        {self.cycles:,}  "
-            f"({self.seconds:.6g} s at {self.clock_hz / 1e6:g} MHz)",
-            f"  utilization   2D {u['2d']:.4f}   1D {u['1d']:.4f}",
-            f"  DRAM          {self.dram_read_bytes + self.dram_write_bytes:,} B "
-            f"(read {self.dram_read_bytes:,}, write {self.dram_write_bytes:,})",
-            f"  buffer        {self.buffer_read_words:,} words read, "
-            f"{self.buffer_write_words:,} written; spill fraction {self.spill_fraction:.3f}",
-            f"  energy        {self.energy_pj:.6g} pJ",
-        ]
-        if self.scalesim_gap is not None:
-            g = self.scalesim_gap
-            lines.append(
-                f"  vs SCALE-Sim  fold-serial {g['scalesim_cycles']:,} cycles, overlapped "
-                f"{g['default_cycles']:,} ({g['ratio']:.3f}x)"
-            )
+    def render(self, verbose: bool = False) -> str:
+        """The text report, drawn from :meth:`to_dict` (``verbose``: and the work done)."""
+        d = self.to_dict()
+        lines = _render_head(d, self.clock_hz)
         lines.append("")
-        width = max([len(e.name) for e in self.per_einsum] + [6])
+        per = d["per_einsum"]
+        width = max([len(name) for name in per] + [6])
         lines.append(f"  {'einsum':<{width}}  array  {'busy cycles':>14}  {'util':>7}  {'ops':>10}")
-        for e in self.per_einsum:
+        for name, e in per.items():
             lines.append(
-                f"  {e.name:<{width}}  {e.array:<5}  {e.busy_cycles:>14,}  "
-                f"{e.utilization:>7.4f}  {e.ops:>10,}"
+                f"  {name:<{width}}  {e['array']:<5}  {e['busy_cycles']:>14,}  "
+                f"{e['utilization']:>7.4f}  {e['ops']:>10,}"
             )
-        if self.energy_breakdown_pj:
-            lines.append("")
-            lines.append("  energy by component (pJ)")
-            for k, v in sorted(self.energy_breakdown_pj.items(), key=lambda kv: -kv[1]):
-                if v:
-                    lines.append(f"    {k:<18} {v:.6g}")
-        for p in self.periods[:3]:
-            lines.append(
-                f"  steady state: {p.loop} repeats every {p.end - p.start:,} cycles "
-                f"({p.epochs} epoch(s)), {p.repeats:,} periods extrapolated"
-            )
-        if self.functional is not None:
-            f = self.functional
-            lines.append(
-                f"  functional: max |sim - oracle| = {f['max_abs_error']:.3g} "
-                f"({'ok' if f['ok'] else 'MISMATCH'})"
-            )
+        lines += _render_tail(d)
+        if verbose and self.work is not None:
+            lines.append("  work: " + render_work(self.work))
         return "\n".join(lines) + "\n"
+
+
+def render_work(work: Mapping[str, int]) -> str:
+    return ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in work.items())
+
+
+def _render_head(d: Mapping[str, Any], clock_hz: int) -> list[str]:
+    u = d["utilization"]
+    bread, bwrite = d["buffer_accesses"]["read_words"], d["buffer_accesses"]["write_words"]
+    lines = [
+        f"{d['cascade']} on {d['arch']} ({d['mapping']} mapping, {d['timing']} timing, "
+        f"{d['mode']} mode, {d['model']} cost model)",
+        f"  cycles        {d['cycles']:,}  ({d['seconds']:.6g} s at {clock_hz / 1e6:g} MHz)",
+        f"  utilization   2D {u['2d']:.4f}   1D {u['1d']:.4f}",
+        f"  DRAM          {d['dram_bytes']:,} B "
+        f"(read {d['dram_read_bytes']:,}, write {d['dram_write_bytes']:,})",
+        f"  buffer        {bread:,} words read, "
+        f"{bwrite:,} written; spill fraction {d['spill_fraction']:.3f}",
+        f"  energy        {d['energy_pj']:.6g} pJ",
+    ]
+    g = d.get("scalesim_gap")
+    if g is not None:
+        lines.append(
+            f"  vs SCALE-Sim  fold-serial {g['scalesim_cycles']:,} cycles, overlapped "
+            f"{g['default_cycles']:,} ({g['ratio']:.3f}x)"
+        )
+    return lines
+
+
+def _render_tail(d: Mapping[str, Any]) -> list[str]:
+    lines: list[str] = []
+    energy = d["energy_breakdown_pj"]
+    if energy:
+        lines.append("")
+        lines.append("  energy by component (pJ)")
+        for k, v in sorted(energy.items(), key=lambda kv: -kv[1]):
+            if v:
+                lines.append(f"    {k:<18} {v:.6g}")
+    for p in d["steady_state"][:3]:
+        lines.append(
+            f"  steady state: {p['loop']} repeats every {p['period_cycles']:,} cycles "
+            f"({p['epochs']} epoch(s)), {p['repeats']:,} periods extrapolated"
+        )
+    f = d.get("functional")
+    if f is not None:
+        lines.append(
+            f"  functional: max |sim - oracle| = {f['max_abs_error']:.3g} "
+            f"({'ok' if f['ok'] else 'MISMATCH'})"
+        )
+    return lines
 
 
 def _energy(arch: Arch, counters: Mapping[str, float], itemsize: int) -> dict[str, float]:
@@ -200,27 +238,25 @@ def _energy(arch: Arch, counters: Mapping[str, float], itemsize: int) -> dict[st
     return out
 
 
-def build_report(prog: Program, eng: Engine, mode: str) -> SimReport:
+def build_report(prog: SimProgram, eng: Engine, mode: str) -> SimReport:
     c = eng.c.values
     arch = prog.arch
     cycles = int(eng.makespan)
     pes = {"2d": arch.array2d.pes, "1d": arch.array1d.pes if arch.array1d else 0}
-    per = []
+    per: dict[str, EinsumStats] = {}
     order: list[tuple[str, str]] = []
     for leaf in prog.leaves:
         for k in leaf.kernels:
             order.append((k.name, leaf.array))
     for name, array in order:
         pc = int(c.get(f"pe_cycles.{name}", 0))
-        per.append(
-            EinsumStats(
-                name,
-                array,
-                int(c.get(f"busy.{name}", 0)),
-                pc,
-                pc / (pes[array] * cycles) if cycles and pes[array] else 0.0,
-                int(c.get(f"ops.{name}", 0)),
-            )
+        per[name] = EinsumStats(
+            name,
+            array,
+            int(c.get(f"busy.{name}", 0)),
+            pc,
+            pc / (pes[array] * cycles) if cycles and pes[array] else 0.0,
+            int(c.get(f"ops.{name}", 0)),
         )
     itemsize = 2
     if prog.cascade.inputs:
@@ -291,12 +327,25 @@ def simulate(
     timing: str = "default",
     exact: bool = False,
     model: ModelOptions = FAITHFUL,
+    work: Work | None = None,
 ) -> SimReport:
-    """Simulate ``cascade`` mapped by ``mapping`` on ``arch`` at ``dims`` under ``model``."""
-    prog = lower(cascade, arch, mapping, dims or {}, timing, model)
-    eng = Engine(prog, exact_mode=exact)
-    eng.run()
+    """Simulate ``cascade`` mapped by ``mapping`` on ``arch`` at ``dims`` under ``model``
+    (``work``: the request's memo, shared with a default-mapping search)."""
+    work = work if work is not None else Work()
+    prog = lower(cascade, arch, mapping, dims or {}, timing, model, work)
+    eng = run_engine(prog, work, exact=exact)
     return build_report(prog, eng, "exact" if exact else "fast")
+
+
+def run_engine(prog: SimProgram, work: Work, *, exact: bool = False) -> Engine:
+    """The engine run over ``prog`` (once per program and mode in ``work``)."""
+
+    def run() -> Engine:
+        eng = Engine(prog, exact_mode=exact)
+        eng.run()
+        return eng
+
+    return work.memo("engine_runs", (work.identity(prog), exact), run)
 
 
 def default_for(
@@ -305,6 +354,7 @@ def default_for(
     dims: Mapping[str, int],
     timing: str = "default",
     model: ModelOptions = FAITHFUL,
+    work: Work | None = None,
 ) -> SimMapping:
     """The default mapping at these dims.
 
@@ -314,48 +364,59 @@ def default_for(
     without and with long streams chunked) whose staged tiles fit has its spatial ranks
     chosen again with its fitted tile as the extent of its loop, and the one that simulates
     in the fewest cycles is kept (spilling included: streaming an intermediate through DRAM
-    can beat a small tile): a search over a handful of mappings, not a mapper.
+    can beat a small tile): a search over a handful of mappings, not a mapper.  ``work``
+    keeps the candidates' programs and runs, which the simulation of the winner reuses.
     """
+    work = work if work is not None else Work()
     b = bind(cascade, dims)
     extents = {v: int(b.extents[r]) for v, r in cascade.var_ranks.items()}
-    pool: list[tuple[SimMapping, Program]] = []
+    pool: list[tuple[SimMapping, SimProgram]] = []
     error: BufferOverflowError | None = None
     for i, (outer, chunked) in enumerate(default_recipes(cascade)):
         candidate = default_mapping(cascade, arch, extents, outer, chunked)
         try:
-            prog = lower(cascade, arch, candidate, dims, timing, model)
+            prog = _candidate(cascade, arch, candidate, dims, timing, model, work)
         except BufferOverflowError as exc:
             error = error or exc
             continue
         if i == 0 and prog.spill_fraction == 0:
             return candidate
         pool.append(_refined(cascade, arch, (candidate, prog), outer, chunked, extents, dims,
-                             timing, model))  # fmt: skip
+                             timing, model, work))  # fmt: skip
     if not pool:
         assert error is not None
         raise error
     if len(pool) == 1:
         return pool[0][0]
+    return min(pool, key=lambda entry: int(run_engine(entry[1], work).makespan))[0]
 
-    def cycles(entry: tuple[SimMapping, Program]) -> int:
-        eng = Engine(entry[1])
-        eng.run()
-        return int(eng.makespan)
 
-    return min(pool, key=cycles)[0]
+def _candidate(
+    cascade: Cascade,
+    arch: Arch,
+    mapping: SimMapping,
+    dims: Mapping[str, int],
+    timing: str,
+    model: ModelOptions,
+    work: Work,
+) -> SimProgram:
+    """A candidate of the default-mapping search, counted once per distinct mapping."""
+    work.memo("candidates", mapping, lambda: None)
+    return lower(cascade, arch, mapping, dims, timing, model, work)
 
 
 def _refined(
     cascade: Cascade,
     arch: Arch,
-    chosen: tuple[SimMapping, Program],
+    chosen: tuple[SimMapping, SimProgram],
     outer: Sequence[tuple[str, int]],
     chunked: bool,
     extents: Mapping[str, int],
     dims: Mapping[str, int],
     timing: str,
     model: ModelOptions,
-) -> tuple[SimMapping, Program]:
+    work: Work,
+) -> tuple[SimMapping, SimProgram]:
     """The ``chosen`` mapping and its program, or the same recipe with its spatial ranks
     chosen again under the fitted tiles of its ``outer`` loops (when that still fits at least
     as well)."""
@@ -366,7 +427,7 @@ def _refined(
     fitted.update({v: prog.tiles[v.upper()] for v, t in outer if t == FIT})
     refined = default_mapping(cascade, arch, fitted, outer, chunked)
     try:
-        again = lower(cascade, arch, refined, dims, timing, model)
+        again = _candidate(cascade, arch, refined, dims, timing, model, work)
     except BufferOverflowError:
         return chosen
     return (refined, again) if again.spill_fraction <= prog.spill_fraction else chosen

@@ -11,9 +11,9 @@ per column once the column is done.
 
 Two implementations give the same numbers:
 
-* :class:`Affine` keeps each quantity as an affine function of ``(i, j)`` on a box, and
+* :class:`AffineTemplate` keeps each quantity as an affine function of ``(i, j)`` on a box, and
   answers max-differences at the box's corners (the fast mode);
-* :class:`Exact` materializes the firing cycle of every PE at every step from the edge
+* :class:`ExactTemplate` materializes the firing cycle of every PE at every step from the edge
   injections, by max-plus propagation through the links, queues the drain at each bottom
   port cycle by cycle, and reads every quantity off those arrays (the ``--exact`` mode, and
   the streams the functional mode consumes).
@@ -29,6 +29,8 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+
+from einsumcc.diagnostics import EinError
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def aff_maxdiff(p: Aff, q: Aff, shift_j: int = 0) -> int:
     return _aff_max(Aff(p.c0 - q.c0, p.ci - q.ci, p.cj - q.cj, ni, nj))
 
 
-class Affine:
+class AffineTemplate:
     """Closed-form timing of an op (fast mode)."""
 
     def __init__(self, s: OpShape) -> None:
@@ -118,7 +120,7 @@ class Affine:
         self.done = done
 
     # the quantities the engine combines
-    def gap_after(self, other: Affine) -> int:
+    def gap_after(self, other: AffineTemplate) -> int:
         """Cycles after this op's start at which ``other`` may start on the same array."""
         if self.s.scalesim or other.s.scalesim:
             return self.compute_end
@@ -129,7 +131,7 @@ class Affine:
             d = max(d, self.s.L)
         return d
 
-    def need_inplace(self, producer: Affine) -> int:
+    def need_inplace(self, producer: AffineTemplate) -> int:
         """``S_q - S_p`` needed for this op to read, in its PEs, what ``producer`` left there."""
         return aff_maxdiff(producer.ready, self.first)
 
@@ -138,7 +140,7 @@ class Affine:
         mine = Aff(self.first.c0, 0, self.first.cj, 1, self.first.nj)
         return aff_maxdiff(Aff(ready.c0 + link, 0, ready.cj, 1, ready.nj), mine)
 
-    def need_streamed(self, producer: Affine, link: int) -> int:
+    def need_streamed(self, producer: AffineTemplate, link: int) -> int:
         """This op's step s reads the producer's step-s result from the bottom of column j
         (a streamed reduction consumed as it leaves the array)."""
         p = producer
@@ -165,7 +167,7 @@ def grid_maxdiff(p: np.ndarray, q: np.ndarray) -> int:
     return int(np.max(p[:ni, :nj] - q[:ni, :nj]))
 
 
-class Exact:
+class ExactTemplate:
     """Cycle-level timing of an op, materialized (``--exact``).
 
     ``fire[i, j, s]`` is built from the edge injections: the left port of row ``i`` injects
@@ -176,7 +178,14 @@ class Exact:
     """
 
     def __init__(self, s: OpShape) -> None:
-        if s.hop != 1 or s.tree:
+        if s.tree:
+            raise EinError.plain(
+                "--exact models reductions that move one PE per cycle along a chain; this "
+                'architecture reduces across the PEs in a tree (reduce = "tree")',
+                hint="drop --exact (the fast mode models the tree), or simulate the chain "
+                "with --set array1d.reduce=chain (and array2d.reduce)",
+            )
+        if s.hop != 1:
             raise ValueError(
                 "the exact templates model one hop per cycle along chains (the faithful model)"
             )
@@ -223,7 +232,7 @@ class Exact:
             self.ready = end
         self.done = done
 
-    def gap_after(self, other: Exact) -> int:
+    def gap_after(self, other: ExactTemplate) -> int:
         if self.s.scalesim or other.s.scalesim:
             return self.compute_end
         d = grid_maxdiff(self.end, other.first)
@@ -233,13 +242,13 @@ class Exact:
             d = max(d, self.s.L)
         return d
 
-    def need_inplace(self, producer: Exact) -> int:
+    def need_inplace(self, producer: ExactTemplate) -> int:
         return grid_maxdiff(producer.ready, self.first)
 
     def need_from_columns(self, ready: np.ndarray, link: int) -> int:
         return grid_maxdiff(ready + link, self.first[:1, :])
 
-    def need_streamed(self, producer: Exact, link: int) -> int:
+    def need_streamed(self, producer: ExactTemplate, link: int) -> int:
         p = producer
         if p.exits is None or p.s.T != self.s.T:
             return self.need_from_columns(p.ready, link)
@@ -327,13 +336,13 @@ def _prefix_max(x: np.ndarray, axis: int) -> None:
 
 
 @functools.lru_cache(maxsize=4096)
-def affine(shape: OpShape) -> Affine:
-    return Affine(shape)
+def affine(shape: OpShape) -> AffineTemplate:
+    return AffineTemplate(shape)
 
 
 @functools.lru_cache(maxsize=256)
-def exact(shape: OpShape) -> Exact:
-    return Exact(shape)
+def exact(shape: OpShape) -> ExactTemplate:
+    return ExactTemplate(shape)
 
 
-Template = Affine | Exact
+Template = AffineTemplate | ExactTemplate

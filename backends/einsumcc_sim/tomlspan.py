@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import replace
+from pathlib import Path
 
 from einsumcc.diagnostics import Diagnostic, EinError, Source, Span
+from einsumcc.files import path_error
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?")
 _KEY = re.compile(r"^\s*((?:\"[^\"]*\"|[\w-]+)(?:\s*\.\s*(?:\"[^\"]*\"|[\w-]+))*)\s*=")
@@ -44,7 +46,9 @@ def key_span(source: Source, key: str) -> Span | None:
                 table = [*table, str(counts.get(name, 0))]
                 counts[name] = counts.get(name, 0) + 1
             depth = _common(table, want)
-            if depth == len(table) and (best is None or depth > best[0]):
+            # a [[name]] header stands for name itself too (``array1d`` written [[array1d]])
+            whole = depth == len(table) or (m.group(1) == "[[" and depth == len(want))
+            if whole and (best is None or depth > best[0]):
                 col = line.index(m.group(2)) + 1
                 best = (depth, Span(source.name, no, col, no, col + len(m.group(2))))
             continue
@@ -131,8 +135,39 @@ def located(err: EinError, source: Source, skip: frozenset[str] = frozenset()) -
 
 
 def parse(text: str, source: Source) -> dict[str, object]:
-    """The TOML table, or an error at the line and column ``tomllib`` names."""
+    """The TOML table, or an error at the line and column ``tomllib`` names; a file with no
+    settings at all (empty, or only comments) is an error at its first line."""
     try:
-        return tomllib.loads(text)
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise located(EinError.plain(f"{source.name}: invalid TOML: {exc}"), source) from None
+    if not raw:
+        raise EinError.at(
+            Span(source.name, 1, 1, 1, 2),
+            "the file sets nothing (it is empty or holds only comments)",
+            source,
+            hint="a file starts with version = 1; see docs/simulator.md",
+        )
+    return raw
+
+
+def read(path: Path, option: str) -> Source:
+    """The file's text, or an error: one that names ``option`` when it cannot be read, or
+    one at the line and column of the first byte that is not UTF-8."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise path_error(option, path, exc) from None
+    try:
+        return Source(str(path), data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start].decode("utf-8", errors="replace")
+        line = before.count("\n") + 1
+        col = len(before) - (before.rfind("\n") + 1) + 1
+        text = data.decode("utf-8", errors="replace")
+        raise EinError.at(
+            Span(str(path), line, col, line, col + 1),
+            f"byte 0x{data[exc.start]:02x} is not UTF-8 text",
+            Source(str(path), text),
+            hint="save the file as UTF-8",
+        ) from None

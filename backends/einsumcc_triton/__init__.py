@@ -14,13 +14,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from einsumcc.ir.cascade import Cascade
-from einsumcc.schedule import Schedule, derive_schedule
-from einsumcc_triton.launch import Compiled, write_module
-from einsumcc_triton.module import generate
+# the command line imports this package (through einsumcc_triton.command) for every command:
+# numpy, sympy, networkx, torch and triton are imported on first use, not here
+if TYPE_CHECKING:
+    from einsumcc.ir.cascade import Cascade
+    from einsumcc.schedule import Schedule
+    from einsumcc_triton.launch import Compiled
+    from einsumcc_triton.module import generate
 
 __all__ = ["Compiled", "compile", "compile_schedule", "generate"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Compiled":
+        from einsumcc_triton.launch import Compiled
+
+        return Compiled
+    if name == "generate":
+        from einsumcc_triton.module import generate
+
+        return generate
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def compile_schedule(
@@ -30,7 +46,9 @@ def compile_schedule(
     tiles: Mapping[str, int] | None = None,
     materialize: Sequence[str] = (),
 ) -> tuple[Cascade, Schedule]:
+    from einsumcc.ir.cascade import Cascade
     from einsumcc.pipeline import load
+    from einsumcc.schedule import derive_schedule
 
     c = cascade if isinstance(cascade, Cascade) else load(cascade)
     return c, derive_schedule(c, dims, tiles=tiles, materialize=materialize)
@@ -52,6 +70,9 @@ def compile(
     being recomputed.  Raises :class:`einsumcc.EinError` for illegal options and for
     cascades the backend cannot compile.
     """
+    from einsumcc_triton.launch import Compiled, write_module
+    from einsumcc_triton.module import generate
+
     c, s = compile_schedule(cascade, dims, tiles=tiles, materialize=materialize)
     source, lowered = generate(c, s, dims)
     path = write_module(source, lowered.launcher, directory)

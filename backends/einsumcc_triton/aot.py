@@ -10,19 +10,25 @@ strides are divisible by 16.  ``ptxas`` (bundled with Triton) is then run once m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from einsumcc_triton.kernel_info import SIG_DTYPE, KernelInfo, KernelParam
 from einsumcc_triton.launch import Compiled, import_module
-from einsumcc_triton.lower import SIG_DTYPE, KernelInfo, KernelParam
+
+PROGRESS_DELAY = 2.0  # seconds before the progress bar appears
 
 
 @dataclass(frozen=True)
@@ -108,8 +114,14 @@ def _ptxas_stats(ptx: str, arch: int) -> tuple[int, int, int]:
     )
 
 
-def _compile_here(path: Path, kernels: list[KernelInfo], arch: int) -> list[KernelStats]:
-    """Compile in this process, which must have imported triton in compiled (JIT) mode."""
+def _compile_here(
+    path: Path,
+    kernels: list[KernelInfo],
+    arch: int,
+    done: Callable[[KernelStats], None] | None = None,
+) -> list[KernelStats]:
+    """Compile in this process, which must have imported triton in compiled (JIT) mode;
+    ``done`` is called with each kernel's stats as soon as it is compiled."""
     module = import_module(path, interpret=False)
     import triton
     from triton.backends.compiler import GPUTarget
@@ -143,18 +155,24 @@ def _compile_here(path: Path, kernels: list[KernelInfo], arch: int) -> list[Kern
                 ptx=ptx,
             )
         )
+        if done is not None:
+            done(out[-1])
     return out
 
 
 def aot_compile_many(
-    jobs: list[tuple[Compiled, int]], *, fresh: bool = False
+    jobs: list[tuple[Compiled, int]], *, fresh: bool = False, quiet: bool = False
 ) -> list[list[KernelStats]]:
     """Compile every kernel of each ``(compiled, arch)`` job, in child processes.
 
     Triton decides when it is first imported whether its library functions are interpreted,
     and a process that runs kernels in the interpreter cannot also compile them, so the
     compilation runs in a fresh Python with ``TRITON_INTERPRET=0``.  ``fresh`` bypasses
-    Triton's cache (for compile times)."""
+    Triton's cache (for compile times).  A compilation that takes more than
+    :data:`PROGRESS_DELAY` seconds shows a progress bar on stderr, one step per kernel and
+    target, when stderr is a terminal and ``quiet`` is false; stdout is never written."""
+    from tqdm import tqdm
+
     payload = [
         {"path": str(c.path), "arch": arch, "kernels": [asdict(k) for k in c.kernels]}
         for c, arch in jobs
@@ -167,40 +185,116 @@ def aot_compile_many(
     # one child per core, jobs dealt round-robin
     workers = max(1, min(len(payload), os.cpu_count() or 1, 8))
     shares = [list(range(i, len(payload), workers)) for i in range(workers)]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "einsumcc_triton.aot"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for _ in shares
-    ]
     results: list[list[KernelStats]] = [[] for _ in payload]
-    errors = []
-    for proc, share in zip(procs, shares, strict=True):
-        out, err = proc.communicate(json.dumps([payload[i] for i in share]))
-        if proc.returncode != 0:
-            errors.append(err[-4000:])
-            continue
-        for i, job in zip(share, json.loads(out), strict=True):
-            results[i] = [KernelStats(**k) for k in job]
+    events: queue.Queue[tuple[int, dict[str, Any]] | None] = queue.Queue()
+    bar = tqdm(
+        total=sum(len(c.kernels) for c, _ in jobs),
+        desc="AOT compile",
+        unit="kernel",
+        file=sys.stderr,
+        disable=quiet or not sys.stderr.isatty(),
+        delay=PROGRESS_DELAY,
+        leave=False,
+        dynamic_ncols=True,
+    )
+    procs: list[subprocess.Popen[str]] = []
+    logs: list[Any] = []
+    with contextlib.ExitStack() as stack:
+        stack.callback(_stop, procs, bar)
+        for share in shares:
+            # stderr to a file: nothing read from the child can block it
+            log = stack.enter_context(
+                tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
+            )
+            logs.append(log)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "einsumcc_triton.aot"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env=env,
+            )
+            procs.append(proc)
+            assert proc.stdin is not None
+            # a child that died at start closed its stdin: its stderr says why, below
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.write(json.dumps([payload[i] for i in share]))
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
+        readers = [
+            threading.Thread(target=_read_events, args=(proc, share, events), daemon=True)
+            for proc, share in zip(procs, shares, strict=True)
+        ]
+        for t in readers:
+            t.start()
+        running = len(readers)
+        start = time.monotonic()
+        while running:
+            try:
+                event = events.get(timeout=0.5)
+            except queue.Empty:
+                if not bar.disable and time.monotonic() - start >= PROGRESS_DELAY:
+                    bar.refresh()  # the bar appears (and its clock ticks) between kernels too
+                continue
+            if event is None:
+                running -= 1
+                continue
+            job, stats = event
+            results[job].append(KernelStats(**stats))
+            bar.set_postfix_str(f"sm_{stats['arch']} {stats['kernel']}", refresh=False)
+            bar.update(1)
+        errors = []
+        for proc, log in zip(procs, logs, strict=True):
+            if proc.wait() != 0:
+                log.seek(0)
+                errors.append(log.read()[-4000:])
     if errors:
         raise RuntimeError("AOT compilation failed:\n" + "\n".join(errors))
     return results
 
 
-def aot_compile(compiled: Compiled, arch: int, *, fresh: bool = False) -> list[KernelStats]:
+def _stop(procs: list[subprocess.Popen[str]], bar: Any) -> None:
+    """Close the progress bar; kill the children still running (when interrupted)."""
+    bar.close()
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _read_events(
+    proc: subprocess.Popen[str],
+    share: list[int],
+    events: queue.Queue[tuple[int, dict[str, Any]] | None],
+) -> None:
+    """Forward a child's lines (``{"job": j, "stats": ...}``, one per kernel compiled, ``j``
+    indexing its share of the jobs) to ``events``, then None when it closes its stdout."""
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.strip():
+                msg = json.loads(line)
+                events.put((share[msg["job"]], msg["stats"]))
+    except (OSError, ValueError):  # a closed pipe or a garbled line: the exit status tells
+        pass
+    finally:
+        events.put(None)
+
+
+def aot_compile(
+    compiled: Compiled, arch: int, *, fresh: bool = False, quiet: bool = False
+) -> list[KernelStats]:
     """Compile every kernel of ``compiled`` for ``sm_<arch>`` (80, 90, ...) and report."""
-    return aot_compile_many([(compiled, arch)], fresh=fresh)[0]
+    return aot_compile_many([(compiled, arch)], fresh=fresh, quiet=quiet)[0]
 
 
 def _worker() -> None:
+    """The child: jobs as JSON on stdin; one JSON line per kernel compiled on stdout."""
     jobs = json.load(sys.stdin)
-    out = []
-    for job in jobs:
+    for j, job in enumerate(jobs):
         kernels = [
             KernelInfo(
                 k["name"],
@@ -211,9 +305,12 @@ def _worker() -> None:
             )
             for k in job["kernels"]
         ]
-        stats = _compile_here(Path(job["path"]), kernels, job["arch"])
-        out.append([asdict(s) for s in stats])
-    json.dump(out, sys.stdout)
+
+        def done(stats: KernelStats, j: int = j) -> None:
+            sys.stdout.write(json.dumps({"job": j, "stats": asdict(stats)}) + "\n")
+            sys.stdout.flush()
+
+        _compile_here(Path(job["path"]), kernels, job["arch"], done)
 
 
 if __name__ == "__main__":

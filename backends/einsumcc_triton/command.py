@@ -1,25 +1,32 @@
 """``einsumcc compile`` and ``einsumcc run --target triton``: the Triton backend's command line.
 
-Generating source needs neither torch nor triton; running the kernels does.
+Generating source needs neither torch nor triton; running the kernels does.  The command line
+imports this module to build its parser for every command, so importing it must stay cheap:
+numpy, sympy, torch and triton are imported only by the functions that need them.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from einsumcc.diagnostics import EinError
-from einsumcc.ir.cascade import Cascade
+from einsumcc.options import parse_assignments
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from einsumcc.ir.cascade import Cascade
 
 
 def parse_tiles(values: Sequence[str] | None) -> dict[str, int]:
     """``["P=128,M0=64"]`` -> ``{"P": 128, "M0": 64}``."""
-    from einsumcc.cli import parse_assignments
-
     return parse_assignments(values, "--tile", "P=128,M0=64", value="POWER_OF_TWO")
 
 
@@ -90,10 +97,7 @@ def cmd_compile(
         source, lowered = generate(cascade, schedule, dims)
     if args.output:
         assert source is not None
-        try:
-            Path(args.output).write_text(source, encoding="utf-8")
-        except OSError as exc:
-            raise EinError.plain(f"cannot write {args.output}: {exc}") from None
+        write_output(args.output, source)
         n = len(schedule.kernels)
         print(
             f"wrote {args.output}: {lowered.launcher}(), {n} kernel{'s' if n != 1 else ''}",
@@ -107,6 +111,41 @@ def cmd_compile(
         assert source is not None
         sys.stdout.write(source)
     return 0
+
+
+def write_output(output: str, source: str) -> None:
+    """``compile -o``: write the module atomically (a temporary file next to ``output``,
+    renamed over it), so an interrupted run never leaves a partial file; a symbolic link or
+    a device (``-o /dev/stdout``) is written through instead, as the shell's ``> output``
+    would.  Any failure is an :class:`EinError` naming the path."""
+    from einsumcc_triton.files import shown, write_atomic, write_through
+
+    path = Path(output)
+    try:
+        if output.endswith(("/", os.sep)) or path.is_dir():
+            raise EinError.plain(
+                f"cannot write {shown(output)}: it names a directory",
+                hint=f"give -o the path of the file to write, e.g. -o {shown(path / 'kernels.py')}",
+            )
+        try:
+            st: os.stat_result | None = path.lstat()
+        except FileNotFoundError:
+            st = None
+        data = source.encode("utf-8")
+        if st is None or stat.S_ISREG(st.st_mode):
+            write_atomic(path, data, sync=True)
+        else:  # a link or a device (-o /dev/stdout): written through, as `> path` would
+            write_through(path, data)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte or lone surrogate in a path
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        hint = None
+        if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
+            hint = "use a shorter path"
+        elif isinstance(exc, OSError) and exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            hint = "the directory of the output must exist"
+        elif isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            hint = "write somewhere you can write to"
+        raise EinError.plain(f"cannot write {shown(output)}: {reason}", hint=hint) from None
 
 
 def run_triton(

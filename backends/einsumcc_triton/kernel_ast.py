@@ -19,17 +19,17 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class Name:
+class PyName:
     id: str
 
 
 @dataclass(frozen=True)
-class Const:
+class Literal:
     value: int | float | bool | str | None
 
 
 @dataclass(frozen=True)
-class BinOp:
+class BinaryOp:
     op: str  # + - * / // % ** < <= > >= == != & | and or
     lhs: Expr
     rhs: Expr
@@ -42,7 +42,7 @@ class UnaryOp:
 
 
 @dataclass(frozen=True)
-class Call:
+class FuncCall:
     fn: Expr
     args: tuple[Expr, ...] = ()
     kwargs: tuple[tuple[str, Expr], ...] = ()
@@ -82,14 +82,26 @@ class IfExp:
     orelse: Expr
 
 
-Expr = Name | Const | BinOp | UnaryOp | Call | Attribute | Subscript | Tuple | List | IfExp | Slice
+Expr = (
+    PyName
+    | Literal
+    | BinaryOp
+    | UnaryOp
+    | FuncCall
+    | Attribute
+    | Subscript
+    | Tuple
+    | List
+    | IfExp
+    | Slice
+)
 
 # ---------------------------------------------------------------- statements
 
 
 @dataclass(frozen=True)
 class Assign:
-    target: Expr  # a Name or a Tuple of Names
+    target: Expr  # a PyName or a Tuple of PyNames
     value: Expr
 
 
@@ -134,7 +146,7 @@ class Blank:
 
 
 @dataclass(frozen=True)
-class Param:
+class Arg:
     name: str
     annotation: Expr | None = None
 
@@ -142,7 +154,7 @@ class Param:
 @dataclass(frozen=True)
 class FunctionDef:
     name: str
-    params: tuple[Param, ...]
+    params: tuple[Arg, ...]
     body: tuple[Stmt, ...]
     decorators: tuple[Expr, ...] = ()
     comment: str = ""  # rendered above the function
@@ -161,24 +173,29 @@ class Module:
 # ---------------------------------------------------------------- helpers
 
 
-def name(id: str) -> Name:
-    return Name(id)
+def name(id: str) -> PyName:
+    return PyName(id)
 
 
 def attr(value: Expr | str, *names: str) -> Expr:
-    out: Expr = Name(value) if isinstance(value, str) else value
+    out: Expr = PyName(value) if isinstance(value, str) else value
     for n in names:
         out = Attribute(out, n)
     return out
 
 
-def call(fn: Expr | str, *args: Expr, **kwargs: Expr) -> Call:
+def call(fn: Expr | str, *args: Expr, **kwargs: Expr) -> FuncCall:
     f: Expr = attr(*fn.split(".")) if isinstance(fn, str) else fn
-    return Call(f, tuple(args), tuple(kwargs.items()))
+    return FuncCall(f, tuple(args), tuple(kwargs.items()))
 
 
-def const(value: int | float | bool | str | None) -> Const:
-    return Const(value)
+def const(value: int | float | bool | str | None) -> Literal:
+    return Literal(value)
+
+
+def fconst(value: float) -> Literal:
+    """A float literal."""
+    return Literal(float(value))
 
 
 # keywords, builtins and standard-library module names (a function called os or math would

@@ -18,7 +18,8 @@ from einsumcc.ir.nodes import Binary, Call, Const, Expr, ExtentRef, Neg, ParamRe
 from einsumcc_triton import kernel_ast as ka
 
 if TYPE_CHECKING:
-    from einsumcc_triton.lower import KernelInfo, Lowering
+    from einsumcc_triton.kernel_info import KernelInfo
+    from einsumcc_triton.lower import Lowering
 
 # keyword arguments of a Triton launch: never used as kernel parameter names
 LAUNCH_KEYWORDS = frozenset(
@@ -39,12 +40,12 @@ LAUNCH_KEYWORDS = frozenset(
 )
 
 
-def _n(x: str) -> ka.Name:
-    return ka.Name(x)
+def _n(x: str) -> ka.PyName:
+    return ka.PyName(x)
 
 
-def _s(x: str) -> ka.Const:
-    return ka.Const(x)
+def _s(x: str) -> ka.Literal:
+    return ka.Literal(x)
 
 
 def _cat(*parts: ka.Expr) -> ka.Expr:
@@ -52,17 +53,17 @@ def _cat(*parts: ka.Expr) -> ka.Expr:
     for p in parts:
         last = merged[-1] if merged else None
         if (
-            isinstance(p, ka.Const)
+            isinstance(p, ka.Literal)
             and isinstance(p.value, str)
-            and isinstance(last, ka.Const)
+            and isinstance(last, ka.Literal)
             and isinstance(last.value, str)
         ):
-            merged[-1] = ka.Const(last.value + p.value)
+            merged[-1] = ka.Literal(last.value + p.value)
         else:
             merged.append(p)
     out = merged[0]
     for p in merged[1:]:
-        out = ka.BinOp("+", out, p)
+        out = ka.BinaryOp("+", out, p)
     return out
 
 
@@ -94,7 +95,7 @@ class _Launcher:
 
     # ------------------------------------------------------------ inputs
     def build(self) -> ka.FunctionDef:
-        from einsumcc_triton.lower import TORCH_DTYPE
+        from einsumcc_triton.kernel_info import TORCH_DTYPE
 
         inputs = self.c.inputs
         for t in inputs:
@@ -119,7 +120,7 @@ class _Launcher:
             )
             self.emit(
                 ka.If(
-                    ka.BinOp("!=", ka.call(ka.Attribute(x, "dim")), ka.Const(len(t.dims))),
+                    ka.BinaryOp("!=", ka.call(ka.Attribute(x, "dim")), ka.Literal(len(t.dims))),
                     (
                         self.fail(
                             "ValueError",
@@ -133,7 +134,7 @@ class _Launcher:
             torch_name = f"torch.{TORCH_DTYPE[t.dtype.value]}"
             self.emit(
                 ka.If(
-                    ka.BinOp("!=", ka.Attribute(x, "dtype"), want),
+                    ka.BinaryOp("!=", ka.Attribute(x, "dtype"), want),
                     (
                         self.fail(
                             "TypeError",
@@ -151,7 +152,7 @@ class _Launcher:
                 x = _n(self.args[t.name])
                 self.emit(
                     ka.If(
-                        ka.BinOp("!=", ka.Attribute(x, "device"), _n(device)),
+                        ka.BinaryOp("!=", ka.Attribute(x, "device"), _n(device)),
                         (
                             self.fail(
                                 "ValueError",
@@ -179,7 +180,7 @@ class _Launcher:
         self.launch()
         outs = [_n(self.tensors[t.name]) for t in self.c.outputs]
         self.emit(ka.Return(outs[0] if len(outs) == 1 else ka.Tuple(tuple(outs))))
-        params = tuple(ka.Param(self.args[t.name]) for t in inputs)
+        params = tuple(ka.Arg(self.args[t.name]) for t in inputs)
         return ka.FunctionDef(self.name, params, tuple(self.body), comment=self.signature_comment())
 
     def signature_comment(self) -> str:
@@ -194,159 +195,8 @@ class _Launcher:
 
     # ------------------------------------------------------------ extents
     def extents(self) -> None:
-        c = self.c
-        known = self.low.extents
         self.emit(ka.Comment("extents: compile-time constants, or read from the shapes"))
-        resolved: dict[str, ka.Expr] = {}
-        source: dict[str, tuple[str, int]] = {}
-        for r in c.ranks:
-            n = known.get(r.name)
-            if n is not None:
-                resolved[r.name] = ka.Const(n)
-        for t in c.inputs:
-            for i, d in enumerate(t.dims):
-                if d.rank in resolved:
-                    continue
-                shape = ka.Subscript(ka.Attribute(_n(self.args[t.name]), "shape"), (ka.Const(i),))
-                value: ka.Expr = ka.BinOp("-", shape, ka.Const(1)) if d.iterative else shape
-                var = self.names.fresh(d.rank)
-                self.emit(ka.Assign(_n(var), value))
-                resolved[d.rank] = _n(var)
-                source[d.rank] = (t.name, i)
-        changed = True
-        while changed:
-            changed = False
-            for r in c.ranks:
-                if r.name in resolved or r.extent is None:
-                    continue
-                syms = {str(s) for s in r.extent.free_symbols}
-                if syms <= set(resolved):
-                    resolved[r.name] = self.derived(r.name, r.extent, resolved)
-                    changed = True
-            for sp in c.splits:
-                parts = [ch for ch in sp.children if ch not in resolved]
-                if sp.parent not in resolved and not parts:
-                    prod: sympy.Expr = sympy.Integer(1)
-                    for ch in sp.children:
-                        prod = prod * c.rank(ch).symbol
-                    resolved[sp.parent] = self.derived(sp.parent, prod, resolved)
-                    changed = True
-                elif sp.parent in resolved and len(parts) == 1:
-                    prod = sympy.Integer(1)
-                    for ch in sp.children:
-                        if ch != parts[0]:
-                            prod = prod * c.rank(ch).symbol
-                    resolved[parts[0]] = self.derived(
-                        parts[0], c.rank(sp.parent).symbol / prod, resolved
-                    )
-                    changed = True
-        used = {d.rank for t in c.tensors for d in t.dims}
-        missing = [r.name for r in c.ranks if r.name not in resolved and r.name in used]
-        if missing:
-            raise EinError.at(
-                c.rank(missing[0]).span,
-                f"rank {missing[0]} is the extent of no input dimension and has no value",
-                c.source,
-                hint=f"give it at compile time: --dims {missing[0]}=N",
-            )
-        self.extent = resolved
-        # every input dimension must agree
-        for t in c.inputs:
-            x = _n(self.args[t.name])
-            for i, d in enumerate(t.dims):
-                if source.get(d.rank) == (t.name, i):
-                    continue
-                want: ka.Expr = resolved[d.rank]
-                if d.iterative:
-                    want = ka.BinOp("+", want, ka.Const(1))
-                shape = ka.Subscript(ka.Attribute(x, "shape"), (ka.Const(i),))
-                where = f" (from {source[d.rank][0]})" if d.rank in source else ""
-                self.emit(
-                    ka.If(
-                        ka.BinOp("!=", shape, want),
-                        (
-                            self.fail(
-                                "ValueError",
-                                _s(f"dimension {i} of {t.name}[{', '.join(map(str, t.dims))}] is "),
-                                _str(shape),
-                                _s(f", but {d} = "),
-                                _str(want),
-                                *([_s(where)] if where else []),
-                            ),
-                        ),
-                    )
-                )
-        for sp in c.splits:
-            if all(ch in resolved for ch in sp.children) and sp.parent in resolved:
-                prod_code: ka.Expr = resolved[sp.children[0]]
-                for ch in sp.children[1:]:
-                    prod_code = ka.BinOp("*", prod_code, resolved[ch])
-                if all(isinstance(resolved[x], ka.Const) for x in (sp.parent, *sp.children)):
-                    continue
-                self.emit(
-                    ka.If(
-                        ka.BinOp("!=", resolved[sp.parent], prod_code),
-                        (
-                            self.fail(
-                                "ValueError",
-                                _s(
-                                    f"split {sp.parent} -> {', '.join(sp.children)} does not "
-                                    f"hold: {sp.parent} = "
-                                ),
-                                _str(resolved[sp.parent]),
-                                _s(f" is not {' * '.join(sp.children)} = "),
-                                _str(prod_code),
-                            ),
-                        ),
-                    )
-                )
-
-    def derived(self, rank: str, expr: sympy.Expr, resolved: dict[str, ka.Expr]) -> ka.Expr:
-        """An extent computed from others; an inexact division is an error."""
-        num, den = sympy.fraction(sympy.together(expr))
-        num_code = self.sym(num, resolved)
-        var = self.names.fresh(rank)
-        if den == 1:
-            self.emit(ka.Assign(_n(var), num_code))
-            return _n(var)
-        den_code = self.sym(den, resolved)
-        self.emit(
-            ka.If(
-                ka.BinOp("!=", ka.BinOp("%", num_code, den_code), ka.Const(0)),
-                (
-                    self.fail(
-                        "ValueError",
-                        _s(f"{rank} = {expr} must be a whole number, but {num} = "),
-                        _str(num_code),
-                        _s(f" is not a multiple of {den} = "),
-                        _str(den_code),
-                    ),
-                ),
-            )
-        )
-        self.emit(ka.Assign(_n(var), ka.BinOp("//", num_code, den_code)))
-        return _n(var)
-
-    def sym(self, e: sympy.Expr, resolved: dict[str, ka.Expr]) -> ka.Expr:
-        if e.is_Integer:
-            return ka.Const(int(e))
-        if e.is_Symbol:
-            return resolved[str(e)]
-        if isinstance(e, sympy.Add):
-            args = [self.sym(a, resolved) for a in e.args]
-            out = args[0]
-            for a in args[1:]:
-                out = ka.BinOp("+", out, a)
-            return out
-        if isinstance(e, sympy.Mul):
-            args = [self.sym(a, resolved) for a in e.args]
-            out = args[0]
-            for a in args[1:]:
-                out = ka.BinOp("*", out, a)
-            return out
-        if isinstance(e, sympy.Pow) and e.exp.is_Integer and e.exp > 0:
-            return ka.BinOp("**", self.sym(e.base, resolved), ka.Const(int(e.exp)))
-        raise EinError.plain(f"extent expression {e} cannot be computed at run time")
+        self.extent = _ExtentCode(self).build()
 
     # ------------------------------------------------------------ tensors
     def shape_of(self, name: str) -> ka.Expr:
@@ -354,11 +204,11 @@ class _Launcher:
         items: list[ka.Expr] = []
         for rank, iterative in dims:
             e = self.extent[rank]
-            items.append(ka.BinOp("+", e, ka.Const(1)) if iterative else e)
+            items.append(ka.BinaryOp("+", e, ka.Literal(1)) if iterative else e)
         return ka.Tuple(tuple(items))
 
     def allocate(self) -> None:
-        from einsumcc_triton.lower import TORCH_DTYPE
+        from einsumcc_triton.kernel_info import TORCH_DTYPE
 
         self.emit(ka.Comment("outputs"))
         for t in self.c.outputs:
@@ -402,7 +252,7 @@ class _Launcher:
     def value(self, e: Expr) -> ka.Expr:
         """A constant expression evaluated in Python (float64) at launch time."""
         if isinstance(e, Const):
-            return ka.Const(float(e.value))
+            return ka.Literal(float(e.value))
         if isinstance(e, ExtentRef):
             return ka.call("float", self.extent[e.rank])
         if isinstance(e, ParamRef):
@@ -410,7 +260,7 @@ class _Launcher:
         if isinstance(e, Neg):
             return ka.UnaryOp("-", self.value(e.operand))
         if isinstance(e, Binary):
-            return ka.BinOp(e.op, self.value(e.lhs), self.value(e.rhs))
+            return ka.BinaryOp(e.op, self.value(e.lhs), self.value(e.rhs))
         if isinstance(e, Call):
             args = [self.value(a) for a in e.args]
             if e.fn in ("max", "min"):
@@ -418,16 +268,16 @@ class _Launcher:
             if e.fn == "abs":
                 return ka.call("abs", args[0])
             if e.fn == "relu":
-                return ka.call("max", args[0], ka.Const(0.0))
+                return ka.call("max", args[0], ka.Literal(0.0))
             if e.fn == "sqrt":
-                return ka.BinOp("**", args[0], ka.Const(0.5))
+                return ka.BinaryOp("**", args[0], ka.Literal(0.5))
             if e.fn == "rsqrt":
-                return ka.BinOp("**", args[0], ka.Const(-0.5))
+                return ka.BinaryOp("**", args[0], ka.Literal(-0.5))
             if e.fn == "safe_div":
                 return ka.IfExp(
-                    ka.BinOp("!=", args[1], ka.Const(0.0)),
-                    ka.BinOp("/", args[0], args[1]),
-                    ka.Const(0.0),
+                    ka.BinaryOp("!=", args[1], ka.Literal(0.0)),
+                    ka.BinaryOp("/", args[0], args[1]),
+                    ka.Literal(0.0),
                 )
             t = ka.call("torch.tensor", args[0], dtype=ka.attr("torch", "float64"))
             fn = {"exp": "exp", "log": "log", "tanh": "tanh", "sigmoid": "sigmoid"}[e.fn]
@@ -440,9 +290,9 @@ class _Launcher:
             count: ka.Expr | None = None
             for rank, block in info.grid:
                 n = self.extent[rank]
-                term: ka.Expr = ka.call("triton.cdiv", n, ka.Const(block)) if block > 1 else n
-                count = term if count is None else ka.BinOp("*", count, term)
-            grid = ka.Tuple((count if count is not None else ka.Const(1),))
+                term: ka.Expr = ka.call("triton.cdiv", n, ka.Literal(block)) if block > 1 else n
+                count = term if count is None else ka.BinaryOp("*", count, term)
+            grid = ka.Tuple((count if count is not None else ka.Literal(1),))
             kwargs: list[tuple[str, ka.Expr]] = []
             for p in info.params:
                 if p.kind == "ptr":
@@ -451,7 +301,7 @@ class _Launcher:
                 elif p.kind == "stride":
                     assert p.tensor is not None
                     value = ka.call(
-                        ka.Attribute(_n(self.tensors[p.tensor]), "stride"), ka.Const(p.dim)
+                        ka.Attribute(_n(self.tensors[p.tensor]), "stride"), ka.Literal(p.dim)
                     )
                 elif p.kind == "extent":
                     assert p.rank is not None
@@ -466,11 +316,202 @@ class _Launcher:
                     value = ka.call("bool", ka.attr("triton", "knobs", "runtime", "interpret"))
                 else:
                     assert p.value is not None
-                    value = ka.Const(p.value)
+                    value = ka.Literal(p.value)
                 kwargs.append((p.name, value))
-            kwargs.append(("num_warps", ka.Const(info.num_warps)))
-            launch = ka.Call(ka.Subscript(_n(info.name), (grid,)), (), tuple(kwargs))
+            kwargs.append(("num_warps", ka.Literal(info.num_warps)))
+            launch = ka.FuncCall(ka.Subscript(_n(info.name), (grid,)), (), tuple(kwargs))
             self.emit(ka.ExprStmt(launch))
+
+
+class _ExtentCode:
+    """The launcher's extents: compile-time constants, read from the inputs' shapes, or
+    derived from others (an expression, a split); with the checks that the inputs' shapes
+    agree and that derived extents are whole numbers."""
+
+    def __init__(self, launcher: _Launcher) -> None:
+        self.c = launcher.c
+        self.low = launcher.low
+        self.args = launcher.args
+        self.names = launcher.names
+        self.emit = launcher.emit
+        self.fail = launcher.fail
+
+    def build(self) -> dict[str, ka.Expr]:
+        """Every rank's extent as code (rank -> expression), after the checks are emitted."""
+        resolved, source = self.shape_extents()
+        self.derive_extents(resolved)
+        self.require_extents(resolved)
+        self.check_shapes(resolved, source)
+        return resolved
+
+    def shape_extents(self) -> tuple[dict[str, ka.Expr], dict[str, tuple[str, int]]]:
+        """Compile-time extents, then the others read from the first input dimension of each
+        rank: (rank -> code, rank -> (input, dimension) it was read from)."""
+        c = self.c
+        known = self.low.extents
+        resolved: dict[str, ka.Expr] = {}
+        source: dict[str, tuple[str, int]] = {}
+        for r in c.ranks:
+            n = known.get(r.name)
+            if n is not None:
+                resolved[r.name] = ka.Literal(n)
+        for t in c.inputs:
+            for i, d in enumerate(t.dims):
+                if d.rank in resolved:
+                    continue
+                shape = ka.Subscript(ka.Attribute(_n(self.args[t.name]), "shape"), (ka.Literal(i),))
+                value: ka.Expr = ka.BinaryOp("-", shape, ka.Literal(1)) if d.iterative else shape
+                var = self.names.fresh(d.rank)
+                self.emit(ka.Assign(_n(var), value))
+                resolved[d.rank] = _n(var)
+                source[d.rank] = (t.name, i)
+        return resolved, source
+
+    def derive_extents(self, resolved: dict[str, ka.Expr]) -> None:
+        """Extents given by an expression or a split of ranks already resolved."""
+        c = self.c
+        changed = True
+        while changed:
+            changed = False
+            for r in c.ranks:
+                if r.name in resolved or r.extent is None:
+                    continue
+                syms = {str(s) for s in r.extent.free_symbols}
+                if syms <= set(resolved):
+                    resolved[r.name] = self.derived(r.name, r.extent, resolved)
+                    changed = True
+            for sp in c.splits:
+                parts = [ch for ch in sp.children if ch not in resolved]
+                if sp.parent not in resolved and not parts:
+                    prod: sympy.Expr = sympy.Integer(1)
+                    for ch in sp.children:
+                        prod = prod * c.rank(ch).symbol
+                    resolved[sp.parent] = self.derived(sp.parent, prod, resolved)
+                    changed = True
+                elif sp.parent in resolved and len(parts) == 1:
+                    prod = sympy.Integer(1)
+                    for ch in sp.children:
+                        if ch != parts[0]:
+                            prod = prod * c.rank(ch).symbol
+                    resolved[parts[0]] = self.derived(
+                        parts[0], c.rank(sp.parent).symbol / prod, resolved
+                    )
+                    changed = True
+
+    def require_extents(self, resolved: dict[str, ka.Expr]) -> None:
+        c = self.c
+        used = {d.rank for t in c.tensors for d in t.dims}
+        missing = [r.name for r in c.ranks if r.name not in resolved and r.name in used]
+        if missing:
+            raise EinError.at(
+                c.rank(missing[0]).span,
+                f"rank {missing[0]} is the extent of no input dimension and has no value",
+                c.source,
+                hint=f"give it at compile time: --dims {missing[0]}=N",
+            )
+
+    def check_shapes(
+        self, resolved: dict[str, ka.Expr], source: dict[str, tuple[str, int]]
+    ) -> None:
+        """Every input dimension must agree with its rank's extent, every split must hold."""
+        c = self.c
+        # every input dimension must agree
+        for t in c.inputs:
+            x = _n(self.args[t.name])
+            for i, d in enumerate(t.dims):
+                if source.get(d.rank) == (t.name, i):
+                    continue
+                want: ka.Expr = resolved[d.rank]
+                if d.iterative:
+                    want = ka.BinaryOp("+", want, ka.Literal(1))
+                shape = ka.Subscript(ka.Attribute(x, "shape"), (ka.Literal(i),))
+                where = f" (from {source[d.rank][0]})" if d.rank in source else ""
+                self.emit(
+                    ka.If(
+                        ka.BinaryOp("!=", shape, want),
+                        (
+                            self.fail(
+                                "ValueError",
+                                _s(f"dimension {i} of {t.name}[{', '.join(map(str, t.dims))}] is "),
+                                _str(shape),
+                                _s(f", but {d} = "),
+                                _str(want),
+                                *([_s(where)] if where else []),
+                            ),
+                        ),
+                    )
+                )
+        for sp in c.splits:
+            if all(ch in resolved for ch in sp.children) and sp.parent in resolved:
+                prod_code: ka.Expr = resolved[sp.children[0]]
+                for ch in sp.children[1:]:
+                    prod_code = ka.BinaryOp("*", prod_code, resolved[ch])
+                if all(isinstance(resolved[x], ka.Literal) for x in (sp.parent, *sp.children)):
+                    continue
+                self.emit(
+                    ka.If(
+                        ka.BinaryOp("!=", resolved[sp.parent], prod_code),
+                        (
+                            self.fail(
+                                "ValueError",
+                                _s(
+                                    f"split {sp.parent} -> {', '.join(sp.children)} does not "
+                                    f"hold: {sp.parent} = "
+                                ),
+                                _str(resolved[sp.parent]),
+                                _s(f" is not {' * '.join(sp.children)} = "),
+                                _str(prod_code),
+                            ),
+                        ),
+                    )
+                )
+
+    def derived(self, rank: str, expr: sympy.Expr, resolved: dict[str, ka.Expr]) -> ka.Expr:
+        """An extent computed from others; an inexact division is an error."""
+        num, den = sympy.fraction(sympy.together(expr))
+        num_code = self.sym(num, resolved)
+        var = self.names.fresh(rank)
+        if den == 1:
+            self.emit(ka.Assign(_n(var), num_code))
+            return _n(var)
+        den_code = self.sym(den, resolved)
+        self.emit(
+            ka.If(
+                ka.BinaryOp("!=", ka.BinaryOp("%", num_code, den_code), ka.Literal(0)),
+                (
+                    self.fail(
+                        "ValueError",
+                        _s(f"{rank} = {expr} must be a whole number, but {num} = "),
+                        _str(num_code),
+                        _s(f" is not a multiple of {den} = "),
+                        _str(den_code),
+                    ),
+                ),
+            )
+        )
+        self.emit(ka.Assign(_n(var), ka.BinaryOp("//", num_code, den_code)))
+        return _n(var)
+
+    def sym(self, e: sympy.Expr, resolved: dict[str, ka.Expr]) -> ka.Expr:
+        if e.is_Integer:
+            return ka.Literal(int(e))
+        if e.is_Symbol:
+            return resolved[str(e)]
+        if isinstance(e, sympy.Add):
+            args = [self.sym(a, resolved) for a in e.args]
+            out = args[0]
+            for a in args[1:]:
+                out = ka.BinaryOp("+", out, a)
+            return out
+        if isinstance(e, sympy.Mul):
+            args = [self.sym(a, resolved) for a in e.args]
+            out = args[0]
+            for a in args[1:]:
+                out = ka.BinaryOp("*", out, a)
+            return out
+        if isinstance(e, sympy.Pow) and e.exp.is_Integer and e.exp > 0:
+            return ka.BinaryOp("**", self.sym(e.base, resolved), ka.Literal(int(e.exp)))
+        raise EinError.plain(f"extent expression {e} cannot be computed at run time")
 
 
 def build_launcher(low: Lowering, infos: tuple[KernelInfo, ...], name: str) -> ka.FunctionDef:

@@ -12,20 +12,20 @@ import math
 from einsumcc_triton.kernel_ast import (
     Assign,
     Attribute,
-    BinOp,
+    BinaryOp,
     Blank,
-    Call,
     Comment,
-    Const,
     Expr,
     ExprStmt,
     For,
+    FuncCall,
     FunctionDef,
     If,
     IfExp,
     List,
+    Literal,
     Module,
-    Name,
+    PyName,
     Raise,
     Return,
     Slice,
@@ -71,19 +71,19 @@ def _const(v: int | float | bool | str | None) -> str:
 
 
 def _prec(e: Expr) -> int:
-    if isinstance(e, BinOp):
+    if isinstance(e, BinaryOp):
         return _BINARY[e.op]
     if isinstance(e, UnaryOp):
         return _UNARY[e.op]
     if isinstance(e, IfExp):
         return 0
     if (
-        isinstance(e, Const)
+        isinstance(e, Literal)
         and isinstance(e.value, float)
         and (math.isinf(e.value) and e.value < 0)
     ):
         return _UNARY["-"]
-    if isinstance(e, Const) and isinstance(e.value, int | float) and e.value < 0:
+    if isinstance(e, Literal) and isinstance(e.value, int | float) and e.value < 0:
         return _UNARY["-"]
     return _ATOM
 
@@ -94,11 +94,11 @@ def render_expr(e: Expr, ctx: int = 0) -> str:
 
 
 def _expr(e: Expr) -> str:
-    if isinstance(e, Name):
+    if isinstance(e, PyName):
         return e.id
-    if isinstance(e, Const):
+    if isinstance(e, Literal):
         return _const(e.value)
-    if isinstance(e, BinOp):
+    if isinstance(e, BinaryOp):
         p = _BINARY[e.op]
         # comparisons do not chain the way arithmetic associates: parenthesise both sides
         if p == 4:
@@ -110,7 +110,7 @@ def _expr(e: Expr) -> str:
         p = _UNARY[e.op]
         sep = " " if e.op == "not" else ""
         return f"{e.op}{sep}{render_expr(e.operand, p)}"
-    if isinstance(e, Call):
+    if isinstance(e, FuncCall):
         parts = [render_expr(a) for a in e.args]
         parts += [f"{k}={render_expr(v)}" for k, v in e.kwargs]
         return f"{render_expr(e.fn, _ATOM)}({', '.join(parts)})"

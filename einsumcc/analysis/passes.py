@@ -26,15 +26,17 @@ Recurrences over an iterative rank read partial results and force nothing.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import sympy
-
-from einsumcc.analysis.cost import in_parent_ranks
+from einsumcc.analysis.exprs import json_expr
 from einsumcc.diagnostics import Span
 from einsumcc.ir.cascade import Cascade
 from einsumcc.ir.nodes import Access, Einsum, Expr, Reduce, Tensor, children, free_variables
+
+if TYPE_CHECKING:
+    import sympy
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,8 @@ class Site:
 @dataclass(frozen=True)
 class Witness:
     """Why pass ``number`` exists: ``reducer`` finishes a reduction over the rank into
-    ``result``; ``consumer`` needs ``result`` while reading the fiber of ``tensor`` again."""
+    ``result``; ``consumer`` needs ``result`` while reading the fiber of ``tensor`` again
+    (``tensor`` is empty when the consumer reads no such fiber and only traverses the rank)."""
 
     rank: str
     number: int
@@ -123,10 +126,16 @@ class Witness:
 
     def __str__(self) -> str:
         via = "" if self.result == self.reducer.einsum else ", computed from it,"
+        # ``tensor`` is empty when the consumer reads no fiber of the rank again: it only
+        # traverses the rank (e.g. ``Z[d] = S[]`` writes a D fiber from a finished sum).
+        again = (
+            f"while re-reading the {self.rank} fiber of {self.tensor}"
+            if self.tensor
+            else f"while traversing {self.rank} again"
+        )
         return (
             f"pass {self.number}: {self.reducer} reduces {self.rank} fully; "
-            f"{self.consumer} needs {self.result}{via} while re-reading the {self.rank} "
-            f"fiber of {self.tensor}"
+            f"{self.consumer} needs {self.result}{via} {again}"
         )
 
 
@@ -137,23 +146,75 @@ class Footprint:
     ``kind`` is ``live_fiber`` for a multi-pass rank (a whole fiber survives between passes,
     or is spilled and re-read), ``carried_state`` for a one-pass rank carried by recurrences,
     and ``none`` otherwise.  ``per_point`` is in values, ``outer`` the ranks of a point.
+    The sizes are sympy expressions: footprints are computed on first use.
     """
 
     kind: str
     per_point: sympy.Expr
     outer: tuple[str, ...]
     tensors: tuple[str, ...]
-    total_bytes: sympy.Expr = sympy.Integer(0)  # the live tensor(s) in full
-    spill_bytes_per_pass: sympy.Expr = sympy.Integer(0)  # DRAM traffic if spilled
+    total_bytes: sympy.Expr = None  # the live tensor(s) in full (default 0)
+    spill_bytes_per_pass: sympy.Expr = None  # DRAM traffic if spilled (default 0)
+
+    def __post_init__(self) -> None:
+        import sympy
+
+        for name in ("total_bytes", "spill_bytes_per_pass"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, sympy.Integer(0))
+
+    def to_dict(self, extents: Mapping[str, int] | None = None) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "per_point": json_expr(self.per_point, extents),
+            "outer": list(self.outer),
+            "tensors": list(self.tensors),
+            "total_bytes": json_expr(self.total_bytes, extents),
+            "spill_bytes_per_pass": json_expr(self.spill_bytes_per_pass, extents),
+        }
+
+
+def _witness_dict(w: Witness) -> dict[str, object]:
+    return {
+        "rank": w.rank,
+        "pass": w.number,
+        "reducer": {"einsum": w.reducer.einsum, "line": w.reducer.line},
+        "result": w.result,
+        "consumer": {"einsum": w.consumer.einsum, "line": w.consumer.line},
+        "tensor": w.tensor or None,
+    }
 
 
 @dataclass(frozen=True)
-class RankPasses:
+class PassReport:
+    """The passes over one rank (``einsumcc.passes(cascade, rank)``).
+
+    ``count`` is the lower bound on the number of passes, ``per_einsum`` the pass number of
+    every statement (0: outside every pass), ``witnesses`` why each extra pass exists and
+    ``footprint`` what a mapping must keep (computed on first use: it needs sympy).
+    """
+
     rank: str
     passes: int
     einsums: tuple[tuple[str, int], ...]  # statement → pass number (0: outside every pass)
     witnesses: tuple[Witness, ...]
-    footprint: Footprint
+    cascade: str = ""
+    compute_footprint: Callable[[], Footprint] | None = field(
+        default=None, compare=False, hash=False, repr=False
+    )
+
+    @property
+    def count(self) -> int:
+        return self.passes
+
+    @property
+    def per_einsum(self) -> dict[str, int]:
+        return dict(self.einsums)
+
+    @functools.cached_property
+    def footprint(self) -> Footprint:
+        assert self.compute_footprint is not None
+        return self.compute_footprint()
 
     @property
     def by_pass(self) -> dict[int, list[str]]:
@@ -162,18 +223,53 @@ class RankPasses:
             out.setdefault(k, []).append(name)
         return out
 
+    def __repr__(self) -> str:
+        return (
+            f"<PassReport {self.cascade} {self.rank}: "
+            f"{self.passes} pass{'es' if self.passes != 1 else ''}>"
+        )
+
+    def to_dict(self, extents: Mapping[str, int] | None = None) -> dict[str, object]:
+        """The JSON object of ``einsumcc analyze passes FILE --rank RANK --json``."""
+        return _report_dict(self.cascade, (self,), extents)
+
+
+def _report_dict(
+    cascade: str, ranks: Iterable[PassReport], extents: Mapping[str, int] | None
+) -> dict[str, object]:
+    ranks = tuple(ranks)
+    einsums: dict[str, dict[str, int]] = {}
+    for r in ranks:
+        for name, k in r.einsums:
+            einsums.setdefault(name, {})[r.rank] = k
+    return {
+        "cascade": cascade,
+        "passes": {r.rank: r.passes for r in ranks},
+        "einsums": einsums,
+        "witnesses": [_witness_dict(w) for r in ranks for w in r.witnesses],
+        "footprint": {
+            r.rank: r.footprint.to_dict(extents) for r in ranks if r.footprint.kind != "none"
+        },
+    }
+
 
 @dataclass(frozen=True)
-class PassReport:
-    cascade: str
-    ranks: tuple[RankPasses, ...]
+class PassAnalysis:
+    """The passes over every rank of a cascade (or over the ranks asked for)."""
 
-    def rank(self, name: str) -> RankPasses:
+    cascade: str
+    ranks: tuple[PassReport, ...]
+
+    def rank(self, name: str) -> PassReport:
         return next(r for r in self.ranks if r.rank == name)
 
     @property
     def passes(self) -> dict[str, int]:
         return {r.rank: r.passes for r in self.ranks}
+
+    def to_dict(self, extents: Mapping[str, int] | None = None) -> dict[str, object]:
+        """The JSON object of ``einsumcc analyze passes FILE --json``."""
+        return _report_dict(self.cascade, self.ranks, extents)
 
 
 def _coverings(cascade: Cascade, rank: str) -> list[frozenset[str]]:
@@ -198,6 +294,10 @@ def _family(cascade: Cascade, rank: str) -> frozenset[str]:
     return frozenset(out)
 
 
+def _traverses(n: _Node, covers: list[frozenset[str]]) -> bool:
+    return any(cov <= n.space for cov in covers)
+
+
 class _Analysis:
     def __init__(self, cascade: Cascade) -> None:
         self.c = cascade
@@ -207,64 +307,71 @@ class _Analysis:
         self.by_key = {n.key: n for n in self.nodes}
         self.order = {e.name: i for i, e in enumerate(cascade.einsums)}
 
-    def run(self, rank: str) -> RankPasses:
+    def run(self, rank: str) -> PassReport:
         covers = _coverings(self.c, rank)
         family = _family(self.c, rank)
+        passes, why = self.propagate(covers, family)
+        statement_pass = {e.name: passes[e.name] for e in self.c.einsums}
+        # A statement's pass is that of its latest part.
+        for n in self.nodes:
+            statement_pass[n.statement] = max(statement_pass[n.statement], passes[n.key])
+        total = max((passes[n.key] for n in self.nodes if _traverses(n, covers)), default=1)
+        total = max(total, 1)
+        witnesses = self.witnesses(rank, passes, why, family, covers)
+        return PassReport(
+            rank,
+            total,
+            tuple((e.name, statement_pass[e.name]) for e in self.c.einsums),
+            witnesses,
+            self.c.name,
+            functools.partial(self.footprint, rank, total, witnesses, family),
+        )
 
-        def traverses(n: _Node) -> bool:
-            return any(cov <= n.space for cov in covers)
-
-        def stream(acc_vars: frozenset[str]) -> bool:
-            return bool(acc_vars & family)
-
+    def propagate(
+        self, covers: list[frozenset[str]], family: frozenset[str]
+    ) -> tuple[dict[str, int], dict[str, tuple[str, str]]]:
+        """Pass numbers of every node, to a fixed point; and the done read that forced each."""
         passes: dict[str, int] = {n.key: 0 for n in self.nodes}
         why: dict[str, tuple[str, str]] = {}  # node → (done-read key, its tensor) that forced it
         for _ in range(len(self.nodes) + 2):
             changed = False
             for n in self.nodes:
-                s = d = 0
-                done_src: tuple[str, str] | None = None
-                for acc in sorted(n.reads, key=self.read_order):
-                    w = self.c.producer(acc.tensor)
-                    if w is None:
-                        continue
-                    k = passes[w.name]
-                    if stream(acc.variables):
-                        s = max(s, k)
-                    elif done_src is None or k > d:
-                        d, done_src = k, (w.name, acc.tensor)
-                for key, space in zip(n.inner, n.inner_spaces, strict=True):
-                    k = passes[key]
-                    if stream(space):
-                        s = max(s, k)
-                    elif done_src is None or k > d:
-                        d, done_src = k, (key, "")
-                if traverses(n):
-                    value = max(s, d + 1, 1)
-                    if d + 1 > s and done_src is not None and d >= 1:
-                        why[n.key] = done_src
-                else:
-                    value = max(s, d)
+                value = self.node_pass(n, passes, why, covers, family)
                 if value != passes[n.key]:
                     passes[n.key] = value
                     changed = True
             if not changed:
                 break
-        statement_pass = {e.name: passes[e.name] for e in self.c.einsums}
-        # A statement's pass is that of its latest part.
-        for n in self.nodes:
-            statement_pass[n.statement] = max(statement_pass[n.statement], passes[n.key])
-        total = max((passes[n.key] for n in self.nodes if traverses(n)), default=1)
-        total = max(total, 1)
-        witnesses = self.witnesses(rank, passes, why, family, covers)
-        footprint = self.footprint(rank, total, witnesses, family)
-        return RankPasses(
-            rank,
-            total,
-            tuple((e.name, statement_pass[e.name]) for e in self.c.einsums),
-            witnesses,
-            footprint,
-        )
+        return passes, why
+
+    def node_pass(
+        self,
+        n: _Node,
+        passes: Mapping[str, int],
+        why: dict[str, tuple[str, str]],
+        covers: list[frozenset[str]],
+        family: frozenset[str],
+    ) -> int:
+        """``max(s, d + 1, 1)`` for a traversal, ``max(s, d)`` otherwise (module docstring)."""
+        s = d = 0
+        done_src: tuple[str, str] | None = None
+        inputs: list[tuple[int, frozenset[str], tuple[str, str]]] = []
+        for acc in sorted(n.reads, key=self.read_order):
+            w = self.c.producer(acc.tensor)
+            if w is not None:
+                inputs.append((passes[w.name], acc.variables, (w.name, acc.tensor)))
+        for key, space in zip(n.inner, n.inner_spaces, strict=True):
+            inputs.append((passes[key], space, (key, "")))
+        for k, variables, src in inputs:
+            if variables & family:
+                s = max(s, k)
+            elif done_src is None or k > d:
+                d, done_src = k, src
+        if not _traverses(n, covers):
+            return max(s, d)
+        if d + 1 > s and done_src is not None and d >= 1:
+            why[n.key] = done_src
+        return max(s, d + 1, 1)
 
     def read_order(self, acc: Access) -> int:
         """Reads in the order their producers appear, so that ties name the earliest."""
@@ -352,7 +459,7 @@ class _Analysis:
             ]
             if shared:
                 return shared[0]
-        return (whole + partial)[0] if reads else "?"
+        return (whole + partial)[0] if reads else ""
 
     def all_reads(self, node: _Node) -> list[Access]:
         out = list(node.reads)
@@ -381,9 +488,10 @@ class _Analysis:
         self, rank: str, total: int, witnesses: tuple[Witness, ...], family: frozenset[str]
     ) -> Footprint:
         ranks_of_family = {self.c.var_ranks[v] for v in family}
-        if total > 1 and witnesses:
+        live = [w for w in witnesses if w.tensor]  # a witness that re-reads a fiber
+        if total > 1 and live:
             best: Footprint | None = None
-            for w in witnesses:
+            for w in live:
                 t = self.c.tensor(w.tensor)
                 fiber = [d for d in t.dims if d.rank in ranks_of_family]
                 outer = tuple(d.rank for d in t.dims if d.rank not in ranks_of_family)
@@ -400,6 +508,8 @@ class _Analysis:
         if carried:
             common = set.intersection(*(set(t.ranks) for t in carried)) - ranks_of_family
             outer = tuple(r for r in carried[0].ranks if r in common)
+            import sympy
+
             state: sympy.Expr = sympy.Integer(0)
             total_bytes: sympy.Expr = sympy.Integer(0)
             for t in carried:
@@ -415,6 +525,8 @@ class _Analysis:
                 tuple(t.name for t in carried),
                 self.simplify(total_bytes),
             )
+        import sympy
+
         return Footprint("none", sympy.Integer(0), (), ())
 
     def carried_tensors(self, ranks: set[str]) -> list[Tensor]:
@@ -431,6 +543,8 @@ class _Analysis:
 
     def simplify(self, expr: sympy.Expr) -> sympy.Expr:
         """Write products of split ranks as their parent: ``M1*M0`` → ``M``."""
+        from einsumcc.analysis.cost import in_parent_ranks
+
         return in_parent_ranks(self.c, expr)
 
 
@@ -440,13 +554,15 @@ def _magnitude(expr: sympy.Expr) -> float:
 
 
 def _product(items: object) -> sympy.Expr:
+    import sympy
+
     out: sympy.Expr = sympy.Integer(1)
     for x in items:  # type: ignore[attr-defined]
         out = out * x
     return out
 
 
-def analyze_passes(cascade: Cascade, rank: str | None = None) -> PassReport:
+def analyze_passes(cascade: Cascade, rank: str | None = None) -> PassAnalysis:
     """Pass counts, pass numbers, witnesses and footprints for every rank (or one rank).
 
     >>> from einsumcc import load
@@ -457,4 +573,4 @@ def analyze_passes(cascade: Cascade, rank: str | None = None) -> PassReport:
     """
     analysis = _Analysis(cascade)
     names = [r.name for r in cascade.ranks] if rank is None else [rank]
-    return PassReport(cascade.name, tuple(analysis.run(r) for r in names))
+    return PassAnalysis(cascade.name, tuple(analysis.run(r) for r in names))

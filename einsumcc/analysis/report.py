@@ -7,19 +7,15 @@ from collections.abc import Mapping, Sequence
 import sympy
 
 from einsumcc.analysis.cost import CostReport
-from einsumcc.analysis.passes import Footprint, PassReport, RankPasses
+from einsumcc.analysis.exprs import json_expr, value_at
+from einsumcc.analysis.passes import Footprint, PassAnalysis, PassReport
 from einsumcc.ir.dump import render_index
 
 
 def _expr(e: sympy.Expr, extents: Mapping[str, int] | None) -> str:
     text = render_index(sympy.sympify(e))
-    if extents:
-        value = sympy.sympify(e).subs(
-            {s: extents[str(s)] for s in sympy.sympify(e).free_symbols if str(s) in extents}
-        )
-        if value.is_number:
-            return f"{text} = {_number(value)}"
-    return text
+    value = value_at(e, extents)
+    return f"{text} = {_number(value)}" if value is not None else text
 
 
 def _number(value: sympy.Expr) -> str:
@@ -45,7 +41,7 @@ def _footprint_text(f: Footprint, extents: Mapping[str, int] | None) -> list[str
     ]
 
 
-def render_rank(r: RankPasses, extents: Mapping[str, int] | None) -> list[str]:
+def render_rank(r: PassReport, extents: Mapping[str, int] | None) -> list[str]:
     lines = [f"{r.rank}: {r.passes} pass{'es' if r.passes != 1 else ''}"]
     if r.passes > 1 or any(f.kind != "none" for f in [r.footprint]):
         for k, names in sorted(r.by_pass.items()):
@@ -57,14 +53,14 @@ def render_rank(r: RankPasses, extents: Mapping[str, int] | None) -> list[str]:
     return lines
 
 
-def render_passes(report: PassReport, extents: Mapping[str, int] | None = None) -> str:
+def render_passes(report: PassAnalysis, extents: Mapping[str, int] | None = None) -> str:
     lines = [f"{report.cascade}: passes per rank (a lower bound for every mapping)"]
     for r in report.ranks:
         lines.extend("  " + x for x in render_rank(r, extents))
     return "\n".join(lines) + "\n"
 
 
-def render_taxonomy(rows: Sequence[tuple[str, PassReport]]) -> str:
+def render_taxonomy(rows: Sequence[tuple[str, PassAnalysis]]) -> str:
     """A file × rank table of pass counts."""
     ranks: list[str] = []
     for _, rep in rows:
@@ -84,53 +80,11 @@ def render_taxonomy(rows: Sequence[tuple[str, PassReport]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _json_expr(e: sympy.Expr, extents: Mapping[str, int] | None) -> object:
-    out: dict[str, object] = {"expr": render_index(sympy.sympify(e))}
-    if extents:
-        value = sympy.sympify(e).subs(
-            {s: extents[str(s)] for s in sympy.sympify(e).free_symbols if str(s) in extents}
-        )
-        if value.is_number:
-            out["value"] = int(value) if value.is_integer else float(value)
-    return out
-
-
-def passes_json(report: PassReport, extents: Mapping[str, int] | None = None) -> dict[str, object]:
-    einsums: dict[str, dict[str, int]] = {}
-    for r in report.ranks:
-        for name, k in r.einsums:
-            einsums.setdefault(name, {})[r.rank] = k
-    witnesses = [
-        {
-            "rank": w.rank,
-            "pass": w.number,
-            "reducer": {"einsum": w.reducer.einsum, "line": w.reducer.line},
-            "result": w.result,
-            "consumer": {"einsum": w.consumer.einsum, "line": w.consumer.line},
-            "tensor": w.tensor,
-        }
-        for r in report.ranks
-        for w in r.witnesses
-    ]
-    footprint = {
-        r.rank: {
-            "kind": r.footprint.kind,
-            "per_point": _json_expr(r.footprint.per_point, extents),
-            "outer": list(r.footprint.outer),
-            "tensors": list(r.footprint.tensors),
-            "total_bytes": _json_expr(r.footprint.total_bytes, extents),
-            "spill_bytes_per_pass": _json_expr(r.footprint.spill_bytes_per_pass, extents),
-        }
-        for r in report.ranks
-        if r.footprint.kind != "none"
-    }
-    return {
-        "cascade": report.cascade,
-        "passes": report.passes,
-        "einsums": einsums,
-        "witnesses": witnesses,
-        "footprint": footprint,
-    }
+def passes_json(
+    report: PassAnalysis | PassReport, extents: Mapping[str, int] | None = None
+) -> dict[str, object]:
+    """The ``--json`` form of a pass analysis: ``to_dict`` of the report."""
+    return report.to_dict(extents)
 
 
 def render_cost(report: CostReport, extents: Mapping[str, int] | None = None) -> str:
@@ -158,13 +112,13 @@ def cost_json(report: CostReport, extents: Mapping[str, int] | None = None) -> d
         "cascade": report.cascade,
         "einsums": {
             e.name: {
-                "ops": {op: _json_expr(n, extents) for op, n in e.ops.items()},
+                "ops": {op: json_expr(n, extents) for op, n in e.ops.items()},
                 "filtered": e.filtered,
             }
             for e in report.einsums
         },
-        "totals": {op: _json_expr(n, extents) for op, n in report.totals.items()},
-        "input_bytes": {k: _json_expr(v, extents) for k, v in report.input_bytes.items()},
-        "output_bytes": {k: _json_expr(v, extents) for k, v in report.output_bytes.items()},
-        "compulsory_bytes": _json_expr(report.compulsory_bytes, extents),
+        "totals": {op: json_expr(n, extents) for op, n in report.totals.items()},
+        "input_bytes": {k: json_expr(v, extents) for k, v in report.input_bytes.items()},
+        "output_bytes": {k: json_expr(v, extents) for k, v in report.output_bytes.items()},
+        "compulsory_bytes": json_expr(report.compulsory_bytes, extents),
     }

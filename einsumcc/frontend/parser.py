@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
+import hashlib
+import os
+import stat
+import sys
+import tempfile
 from collections.abc import Iterator
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import lark
@@ -63,8 +70,113 @@ _TERMINAL_NAMES = {
 }
 
 
+# Limits on what one file may hold, checked on the token stream before anything recurses.
+MAX_DEPTH = 200  # levels of nesting in one expression (brackets, operators, reductions)
+MAX_NUMBER_DIGITS = 100  # digits of a number literal (exponent excluded)
+MAX_STATEMENT_DIGITS = 1000  # digits of all the integer literals of one statement
+
+# Tokens that add a level to the expression around them: operators, comparisons, reductions.
+_LEVEL_TOKENS = frozenset({"PLUS", "MINUS", "STAR", "SLASH", "CMP", "LBRACE"})
+# Tokens that end one expression and start an independent one at the same bracket level.
+_SEPARATORS = frozenset({"COMMA", "EQUAL", "WHERE", "AND", "COLON", "__ANON_0"})
+
+
+class LimitError(Exception):
+    """A token that crosses one of the limits above; the parser turns it into a diagnostic."""
+
+    def __init__(self, token: Token, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.token = token
+        self.message = message
+        self.hint = hint
+
+
+class _Level:
+    """One bracket level of the statement being read, for the nesting bound.
+
+    ``ops`` counts the level tokens of the current expression at this level, ``inner`` is
+    the deepest bracket group closed in it, ``done`` the deepest earlier expression (before
+    a ``,`` or ``=``).  A tree node of the expression is at most ``ops + inner`` levels
+    below the bracket: an upper bound on the depth of the tree Lark builds.
+    """
+
+    __slots__ = ("done", "inner", "ops")
+
+    def __init__(self) -> None:
+        self.ops = 0
+        self.inner = 0
+        self.done = 0
+
+    def value(self, child: int) -> int:
+        return max(self.done, self.ops + max(self.inner, child))
+
+
+class _DepthGuard:
+    """Bounds the nesting of every expression, one token at a time (linear time)."""
+
+    def __init__(self) -> None:
+        self.levels = [_Level()]
+
+    def depth(self) -> int:
+        child = 0
+        for level in reversed(self.levels):
+            child = level.value(child) + 1
+        return child - 1
+
+    def feed(self, tok: Token, opens: bool, closes: bool) -> None:
+        kind = tok.type
+        top = self.levels[-1]
+        if kind in _LEVEL_TOKENS:
+            top.ops += 1
+        elif kind in _SEPARATORS:
+            top.done = max(top.done, top.ops + top.inner)
+            top.ops = top.inner = 0
+        elif kind == "_NL" and len(self.levels) == 1:
+            self.levels = [_Level()]
+            return
+        if opens:
+            self.levels.append(_Level())
+        elif closes and len(self.levels) > 1:
+            inner = self.levels.pop().value(0)
+            self.levels[-1].inner = max(self.levels[-1].inner, inner + 1)
+            return
+        if (opens or kind in _LEVEL_TOKENS) and self.depth() > MAX_DEPTH:
+            raise LimitError(
+                tok,
+                f"expression nested too deeply (more than {MAX_DEPTH} levels)",
+                "each bracket, operator and reduction adds a level; compute parts of the "
+                "expression in separate Einsums",
+            )
+
+
+def _check_number(tok: Token, before: int) -> int:
+    """The digits of integer literals in the statement so far, ``tok`` included."""
+    text = str(tok)
+    mantissa = text.split("e")[0].split("E")[0]
+    digits = sum(ch.isdigit() for ch in mantissa)
+    if digits > MAX_NUMBER_DIGITS:
+        raise LimitError(
+            tok,
+            f"number with {digits} digits (at most {MAX_NUMBER_DIGITS})",
+            "write large or precise values with an exponent, such as 1e30",
+        )
+    # Integers are exact: bound their products (a float literal just becomes inf).
+    total = before + (digits if text.isdigit() else 0)
+    if total > MAX_STATEMENT_DIGITS:
+        raise LimitError(
+            tok,
+            f"the integers of this statement have more than {MAX_STATEMENT_DIGITS} digits",
+            "integer arithmetic is exact: write large values as floats, such as 1e30",
+        )
+    return total
+
+
 class _BracketPostLexer:
-    """Drops newlines inside brackets and remembers unclosed openers for error messages."""
+    """Drops newlines inside brackets and remembers unclosed openers for error messages.
+
+    It also enforces :data:`MAX_DEPTH` and :data:`MAX_NUMBER_DIGITS` (raising
+    :class:`LimitError`), so that no later stage meets an unboundedly deep tree or number.
+    """
 
     always_accept = ("_NL",)
 
@@ -84,13 +196,23 @@ class _BracketPostLexer:
         self.stack = []
         self.history = []
         self.statement_has_equal = False
+        guard = _DepthGuard()
+        digits = 0
         for tok in stream:
+            opens = closes = False
             if tok.type in _OPEN:
                 self.stack.append(tok)
+                opens = True
             elif tok.type in _CLOSE and self.stack and self.stack[-1].type == _CLOSE[tok.type]:
                 self.stack.pop()
+                closes = True
+            elif tok.type == "NUMBER":
+                digits = _check_number(tok, digits)
             if tok.type == "_NL" and self.stack:
                 continue
+            if tok.type == "_NL":
+                digits = 0
+            guard.feed(tok, opens, closes)
             if tok.type == "_NL":
                 self.statement_has_equal = False
             elif tok.type == "EQUAL":
@@ -99,19 +221,93 @@ class _BracketPostLexer:
             yield tok
 
 
+_LARK_OPTIONS: dict[str, Any] = {
+    "parser": "lalr",
+    "lexer": "contextual",
+    "propagate_positions": True,
+    "maybe_placeholders": True,
+}
+# What a cached parser is loaded with (lark does not store these in the file).
+_LOAD_OPTIONS = frozenset({"postlex", "propagate_positions"})
+
+
+def _cache_folder() -> Path | None:
+    """Where the LALR tables are kept between processes (saves ~50 ms per process).
+
+    ``$XDG_CACHE_HOME/einsumcc`` (default ``~/.cache/einsumcc``): a real folder owned by the
+    user, or None (no cache) where it cannot be made or is a symbolic link.
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or Path("~/.cache").expanduser()
+    folder = Path(base) / "einsumcc"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        st = os.lstat(folder)
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISDIR(st.st_mode):  # a symbolic link, or not a folder
+        return None
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        return None
+    return folder
+
+
+def _cache_key(grammar: str) -> bytes:
+    """What the cached tables depend on: the grammar, the options, lark and Python."""
+    parts = [grammar, repr(sorted(_LARK_OPTIONS.items())), lark.__version__, sys.version]
+    digest = hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
+    return f"einsumcc-grammar {digest}\n".encode("ascii")
+
+
+def _load_cached(path: Path, key: bytes, post: _BracketPostLexer) -> Lark | bool | None:
+    """The parser stored at ``path``; None when it is missing, stale or corrupt (rebuild
+    it), False when the file must not be used (a symbolic link: no cache at all)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return False  # ELOOP: a symbolic link; or unreadable
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return False
+        try:
+            if f.readline() != key:
+                return None
+            inst = Lark.__new__(Lark)
+            return inst._load(f, postlex=post, propagate_positions=True)
+        except Exception:  # a corrupt or truncated file: build the parser again
+            return None
+
+
+def _save_cached(parser: Lark, path: Path, key: bytes) -> None:
+    """Write the tables atomically: a temporary file beside ``path``, then a rename."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".ein-grammar.", suffix=".tmp", dir=path.parent)
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+            parser.save(f, _LOAD_OPTIONS)
+        Path(tmp).replace(path)  # replaces a file (or a link) by name, never writes through it
+    except Exception:
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink()
+
+
 @functools.cache
 def _parser() -> tuple[Lark, _BracketPostLexer]:
     grammar = resources.files("einsumcc.grammars").joinpath("ein.lark").read_text("utf-8")
     post = _BracketPostLexer()
-    parser = Lark(
-        grammar,
-        parser="lalr",
-        lexer="contextual",
-        propagate_positions=True,
-        maybe_placeholders=True,
-        postlex=post,
-        cache=False,
-    )
+    folder = _cache_folder()
+    path = folder / "ein-grammar.lark" if folder is not None else None
+    key = _cache_key(grammar)
+    cached = _load_cached(path, key, post) if path is not None else False
+    if isinstance(cached, Lark):
+        return cached, post
+    parser = Lark(grammar, postlex=post, **_LARK_OPTIONS)
+    if path is not None and cached is None:
+        _save_cached(parser, path, key)
     return parser, post
 
 
@@ -126,6 +322,9 @@ def parse_source(source: Source) -> s.Program:
         tree = parser.parse(text)
     except UnexpectedInput as exc:
         raise EinError((_syntax_diagnostic(exc, source, post),), source) from None
+    except LimitError as exc:
+        span = _tok_span(source.name, exc.token)
+        raise EinError((Diagnostic("error", exc.message, span, exc.hint),), source) from None
     return _Builder(source.name).program(tree)
 
 
@@ -176,38 +375,47 @@ def _after(file: str, tok: Token) -> Span:
     return Span(file, line, col, line, col + 1)
 
 
+_CLOSER = {"LPAR": ")", "LSQB": "]", "LBRACE": "}"}
+_CHAR_HINTS = {
+    "'": "the .ein language has no strings",
+    '"': "the .ein language has no strings",
+    "=": "comparisons are '==', '!=', '<=', '>=', '<' and '>'",
+    "!": "comparisons are '==', '!=', '<=', '>=', '<' and '>'",
+    "&": "join the conditions of a filter with 'and'",
+    "|": "join the conditions of a filter with 'and'",
+    ".": "numbers are written with digits on both sides of the point: 0.5, not .5 or 5.",
+}
+
+
+def _unclosed(file: str, opener: Token, hint: str) -> Diagnostic:
+    return Diagnostic("error", f"unclosed '{_OPEN[opener.type]}'", _tok_span(file, opener), hint)
+
+
 def _syntax_diagnostic(exc: UnexpectedInput, source: Source, post: _BracketPostLexer) -> Diagnostic:
     file = source.name
     line = getattr(exc, "line", None) or 1
     # An unclosed bracket swallows newlines, so the parser stumbles lines later: blame the opener.
     if post.stack and post.stack[-1].line is not None and post.stack[-1].line < line:
         opener = post.stack[-1]
-        closer = {"LPAR": ")", "LSQB": "]", "LBRACE": "}"}[opener.type]
-        return Diagnostic(
-            "error",
-            f"unclosed '{_OPEN[opener.type]}'",
-            _tok_span(file, opener),
-            hint=f"add the matching '{closer}' on this line, or end the line with '\\' "
+        return _unclosed(
+            file,
+            opener,
+            f"add the matching '{_CLOSER[opener.type]}' on this line, or end the line with '\\' "
             "to continue the statement",
         )
     if isinstance(exc, UnexpectedCharacters):
         pos = exc.pos_in_stream or 0
         char = source.text[pos] if pos < len(source.text) else "?"
         span = Span(file, exc.line, exc.column, exc.line, exc.column + 1)
-        hint = None
-        if char == "'" or char == '"':
-            hint = "the .ein language has no strings"
-        elif char == "=" or char == "!":
-            hint = "comparisons are '==', '!=', '<=', '>=', '<' and '>'"
-        elif char in "&|":
-            hint = "join the conditions of a filter with 'and'"
-        elif char == ".":
-            hint = "numbers are written with digits on both sides of the point: 0.5, not .5 or 5."
-        return Diagnostic("error", f"unexpected character {char!r}", span, hint)
+        return Diagnostic("error", f"unexpected character {char!r}", span, _CHAR_HINTS.get(char))
     if isinstance(exc, UnexpectedEOF):
         span = Span(file, line, 1, line, 2)
         return Diagnostic("error", "unexpected end of file", span)
     assert isinstance(exc, UnexpectedToken)
+    return _unexpected_token(exc, file, post)
+
+
+def _unexpected_token(exc: UnexpectedToken, file: str, post: _BracketPostLexer) -> Diagnostic:
     tok = exc.token
     expected = _expected_text(exc.expected)
     prev = post.before(tok)
@@ -220,13 +428,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: Source, post: _BracketPostL
         )
     if post.stack and tok.type == "EQUAL":
         opener = post.stack[-1]
-        closer = {"LPAR": ")", "LSQB": "]", "LBRACE": "}"}[opener.type]
-        return Diagnostic(
-            "error",
-            f"unclosed '{_OPEN[opener.type]}'",
-            _tok_span(file, opener),
-            hint=f"add the matching '{closer}' before '='",
-        )
+        return _unclosed(file, opener, f"add the matching '{_CLOSER[opener.type]}' before '='")
     if tok.type == "$END":
         span = _after(file, prev) if prev is not None else Span(file, 1, 1, 1, 2)
         return Diagnostic("error", "unexpected end of file", span, _expect_hint(expected))
@@ -243,8 +445,19 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: Source, post: _BracketPostL
         if expected:
             message += f": expected {expected}"
         return Diagnostic("error", message, span, _nl_hint(prev))
+    return _unexpected_word(exc, file, post, prev, expected)
+
+
+def _unexpected_word(
+    exc: UnexpectedToken,
+    file: str,
+    post: _BracketPostLexer,
+    prev: Token | None,
+    expected: str,
+) -> Diagnostic:
+    tok = exc.token
     if tok.type.isupper() and str(tok) in KEYWORDS and tok.type != "NAME":
-        hint = "keywords cannot be used as names"
+        hint: str | None = "keywords cannot be used as names"
         if "NAME" not in exc.expected and expected:
             hint = None
         message = f"unexpected keyword '{tok}'"

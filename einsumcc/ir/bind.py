@@ -3,68 +3,47 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
-import sympy
+from typing import TYPE_CHECKING, Any
 
 from einsumcc.diagnostics import EinError
 from einsumcc.ir.cascade import Cascade
-from einsumcc.ir.nodes import (
-    Binary,
-    Call,
-    Const,
-    Expr,
-    ExtentRef,
-    Neg,
-    ParamRef,
-    Tensor,
-)
+from einsumcc.ir.nodes import Tensor
 
-# numpy implementations of the built-in functions; the oracle and constant folding share them.
-UNARY: dict[str, Callable[[Any], Any]] = {
-    "exp": np.exp,
-    "log": np.log,
-    "sqrt": np.sqrt,
-    "rsqrt": lambda x: 1.0 / np.sqrt(x),
-    "tanh": np.tanh,
-    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
-    "relu": lambda x: np.maximum(x, 0.0),
-    "abs": np.abs,
-}
+if TYPE_CHECKING:
+    import sympy
 
+    from einsumcc.ir.numeric import (
+        ARITH,
+        BINARY,
+        COMPARE,
+        REDUCE_IDENTITY,
+        UNARY,
+        eval_constant,
+    )
 
-def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    nz = b != 0
-    out: np.ndarray = np.where(nz, a / np.where(nz, b, 1.0), 0.0)
-    return out
+__all__ = [
+    "ARITH",
+    "BINARY",
+    "COMPARE",
+    "REDUCE_IDENTITY",
+    "UNARY",
+    "Bindings",
+    "bind",
+    "eval_constant",
+    "index_coefficients",
+]
+_NUMERIC = {"ARITH", "BINARY", "COMPARE", "REDUCE_IDENTITY", "UNARY", "eval_constant"}
 
 
-BINARY: dict[str, Callable[[Any, Any], Any]] = {
-    "max": np.maximum,
-    "min": np.minimum,
-    "safe_div": _safe_div,
-}
-ARITH: dict[str, Callable[[Any, Any], Any]] = {
-    "+": np.add,
-    "-": np.subtract,
-    "*": np.multiply,
-    "/": np.true_divide,
-}
+def __getattr__(name: str) -> Any:
+    """The numpy tables of :mod:`einsumcc.ir.numeric`, imported on first use."""
+    if name in _NUMERIC:
+        from einsumcc.ir import numeric
 
-
-# the identity of each reduction (what an empty reduction gives) and the filter comparisons
-REDUCE_IDENTITY: dict[str, float] = {"sum": 0.0, "prod": 1.0, "max": -np.inf, "min": np.inf}
-COMPARE: dict[str, Callable[[Any, Any], Any]] = {
-    "<": np.less,
-    "<=": np.less_equal,
-    ">": np.greater,
-    ">=": np.greater_equal,
-    "==": np.equal,
-    "!=": np.not_equal,
-}
+        return getattr(numeric, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -78,41 +57,16 @@ class Bindings:
         return tuple(self.extents[d.rank] + (1 if d.iterative else 0) for d in tensor.dims)
 
 
-def eval_constant(e: Expr, extents: Mapping[str, int], params: Mapping[str, Expr]) -> float:
-    """Evaluate a constant expression; raises KeyError for an unknown extent or param."""
-    with np.errstate(all="ignore"):
-        return float(_const(e, extents, params, 0))
-
-
-def _const(e: Expr, extents: Mapping[str, int], params: Mapping[str, Expr], depth: int) -> float:
-    if depth > 100:
-        raise RecursionError("cyclic params")
-    if isinstance(e, Const):
-        return float(e.value)
-    if isinstance(e, ExtentRef):
-        return float(extents[e.rank])
-    if isinstance(e, ParamRef):
-        return _const(params[e.name], extents, params, depth + 1)
-    if isinstance(e, Neg):
-        return -_const(e.operand, extents, params, depth)
-    if isinstance(e, Binary):
-        a = _const(e.lhs, extents, params, depth)
-        b = _const(e.rhs, extents, params, depth)
-        return float(ARITH[e.op](np.float64(a), np.float64(b)))
-    if isinstance(e, Call):
-        args = [np.float64(_const(a, extents, params, depth)) for a in e.args]
-        fn = UNARY.get(e.fn)
-        if fn is not None:
-            return float(fn(args[0]))
-        return float(BINARY[e.fn](args[0], args[1]))
-    raise KeyError(f"not a constant: {e}")
-
-
 def bind(cascade: Cascade, dims: Mapping[str, int] | None = None) -> Bindings:
     """Resolve every extent (``dims`` override the defaults) and every param.
 
     Raises :class:`EinError` pointing at the rank or split that cannot be satisfied.
     """
+    import numpy as np
+    import sympy
+
+    from einsumcc.ir.numeric import eval_constant
+
     dims = dict(dims or {})
     src = cascade.source
     names = [r.name for r in cascade.ranks]
@@ -180,6 +134,8 @@ def bind(cascade: Cascade, dims: Mapping[str, int] | None = None) -> Bindings:
 
 def index_coefficients(expr: sympy.Expr, extents: Mapping[str, int]) -> tuple[dict[str, int], int]:
     """An affine index as ``({var: coefficient}, constant)`` under concrete extents."""
+    import sympy
+
     subs = {s: extents[str(s)] for s in expr.free_symbols if str(s) in extents and s.is_positive}
     concrete = sympy.expand(expr.subs(subs))
     coeffs: dict[str, int] = {}

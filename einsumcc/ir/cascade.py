@@ -21,11 +21,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-import networkx as nx
-import sympy
+from typing import TYPE_CHECKING
 
 from einsumcc.diagnostics import Source
+from einsumcc.ir.digraph import Digraph, find_cycle, strongly_connected_components, topological_sort
 from einsumcc.ir.nodes import (
     Access,
     Einsum,
@@ -36,8 +35,11 @@ from einsumcc.ir.nodes import (
     Role,
     Split,
     Tensor,
-    var_symbol,
 )
+
+if TYPE_CHECKING:
+    import networkx as nx
+    import sympy
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,26 +66,33 @@ def dependency(reader: Einsum, access: Access, writer: Einsum, tensor: Tensor) -
     x = writer.iterative_variable
     lhs = set(reader.lhs_variables) & set(writer.lhs_variables)
     if pos is not None and x is not None:
-        idx = access.indices[pos]
-        if idx == 0:
+        idx = access.affine_indices[pos]
+        if idx.is_int(0):
             return None
-        if idx == var_symbol(x) and x in reader.lhs_variables:
+        if idx.is_var_plus(x, 0) and x in reader.lhs_variables:
             return Dependency("carried", frozenset({x}))
-    pointwise = set()
-    for mine, theirs in zip(writer.output.indices, access.indices, strict=True):
+    pointwise: set[str] = set()
+    for mine, theirs in zip(writer.output.affine_indices, access.affine_indices, strict=True):
         if mine == theirs:
-            pointwise |= {str(v) for v in mine.free_symbols if str(v) in lhs}
+            pointwise |= {s.name for s in mine.free_symbols if s.name in lhs}
     return Dependency("ordered", frozenset(pointwise))
 
 
-def build_dependencies(
-    einsums: Sequence[Einsum], tensors: dict[str, Tensor]
-) -> nx.MultiDiGraph[str]:
-    """Einsum → Einsum edges with ``kind``, ``pointwise`` and ``tensor`` attributes."""
-    g: nx.MultiDiGraph[str] = nx.MultiDiGraph()
+@dataclass(frozen=True)
+class Edge:
+    """A dependency of ``reader`` on ``writer`` through a read of ``tensor``."""
+
+    writer: str
+    reader: str
+    kind: str
+    pointwise: frozenset[str]
+    tensor: str
+
+
+def dependency_edges(einsums: Sequence[Einsum], tensors: dict[str, Tensor]) -> list[Edge]:
+    """Einsum → Einsum edges, in the order of the readers and of their reads."""
+    out: list[Edge] = []
     producers = {e.name: e for e in einsums}
-    for e in einsums:
-        g.add_node(e.name)
     for e in einsums:
         for acc in e.reads:
             w = producers.get(acc.tensor)
@@ -92,9 +101,21 @@ def build_dependencies(
                 continue
             dep = dependency(e, acc, w, t)
             if dep is not None:
-                g.add_edge(
-                    w.name, e.name, kind=dep.kind, pointwise=dep.pointwise, tensor=acc.tensor
-                )
+                out.append(Edge(w.name, e.name, dep.kind, dep.pointwise, acc.tensor))
+    return out
+
+
+def build_dependencies(
+    einsums: Sequence[Einsum], tensors: dict[str, Tensor]
+) -> nx.MultiDiGraph[str]:
+    """Einsum → Einsum edges with ``kind``, ``pointwise`` and ``tensor`` attributes."""
+    import networkx as nx
+
+    g: nx.MultiDiGraph[str] = nx.MultiDiGraph()
+    for e in einsums:
+        g.add_node(e.name)
+    for d in dependency_edges(einsums, tensors):
+        g.add_edge(d.writer, d.reader, kind=d.kind, pointwise=d.pointwise, tensor=d.tensor)
     return g
 
 
@@ -105,6 +126,121 @@ class DependencyProblem:
     hint: str | None = None
 
 
+_RECURRENCE_HINT = "a recurrence writes T[x + 1] and reads the previous iterate T[x]"
+
+
+class _Planner:
+    """Orders the Einsums into stages; one strongly connected component at a time."""
+
+    def __init__(
+        self,
+        einsums: Sequence[Einsum],
+        tensors: dict[str, Tensor],
+        var_ranks: dict[str, str],
+    ) -> None:
+        self.edges = dependency_edges(einsums, tensors)
+        self.graph: Digraph[str] = Digraph()
+        for e in einsums:
+            self.graph.add_node(e.name)
+        for d in self.edges:
+            self.graph.add_edge(d.writer, d.reader)
+        self.order_of = {e.name: i for i, e in enumerate(einsums)}
+        self.by_name = {e.name: e for e in einsums}
+        self.var_ranks = var_ranks
+
+    def first(self, cycle: list[tuple[str, str, int]]) -> str:
+        return min((c[0] for c in cycle), key=self.order_of.__getitem__)
+
+    def component(self, comp: set[str]) -> Stage | DependencyProblem:
+        """The stage of one component, or the problem that keeps it from being one."""
+        members = sorted(comp, key=self.order_of.__getitem__)
+        node_order = {n: i for i, n in enumerate(self.graph.succ)}
+        edges = sorted(
+            (d for d in self.edges if d.writer in comp and d.reader in comp),
+            key=lambda d: node_order[d.writer],
+        )
+        if len(members) == 1 and not edges:
+            return members[0]
+        self_loops = [d for d in edges if d.writer == d.reader and d.kind != "carried"]
+        if self_loops:
+            u = self_loops[0].writer
+            return DependencyProblem(
+                u, f"cyclic dependence: {u} reads itself", hint=_RECURRENCE_HINT
+            )
+        xs = {self.by_name[d.writer].iterative_variable for d in edges if d.kind == "carried"}
+        if len(xs) != 1:
+            cycle = find_cycle(self.graph.subgraph(comp))
+            assert cycle is not None
+            names = " -> ".join([c[0] for c in cycle] + [cycle[0][0]])
+            return DependencyProblem(
+                self.first(cycle),
+                f"cyclic dependence: {names}"
+                + (" (a recurrence mixes iterative ranks)" if len(xs) > 1 else ""),
+                hint=_RECURRENCE_HINT,
+            )
+        x = next(iter(xs))
+        assert x is not None
+        return self.recurrence(x, members, edges)
+
+    def recurrence(
+        self, x: str, members: list[str], edges: list[Edge]
+    ) -> Stage | DependencyProblem:
+        whole = [d for d in edges if d.kind == "ordered" and x not in d.pointwise]
+        if whole:
+            d = whole[0]
+            return DependencyProblem(
+                d.reader,
+                f"cyclic dependence: {d.reader} needs {d.tensor} at every {x}, but "
+                f"{d.tensor} depends on {d.reader} through the recurrence over {x}",
+                hint=f"read {d.tensor} at the current iterate, indexed by {x}",
+            )
+        plain: Digraph[str] = Digraph((d.writer, d.reader) for d in edges if d.kind != "carried")
+        for m in members:
+            plain.add_node(m)
+        inner = topological_sort(plain, key=self.order_of.__getitem__)
+        if inner is None:
+            cycle = find_cycle(plain)
+            assert cycle is not None
+            names = " -> ".join([c[0] for c in cycle] + [cycle[0][0]])
+            return DependencyProblem(
+                self.first(cycle),
+                f"cyclic dependence: {names}",
+                hint="a recurrence must read the previous iterate: write T[x + 1] = ... T[x]",
+            )
+        missing = [m for m in members if x not in self.by_name[m].lhs_variables]
+        if missing:
+            return DependencyProblem(
+                missing[0],
+                f"{missing[0]} takes part in the recurrence over {x} but does not iterate over {x}",
+                hint=f"index its left side with {x}",
+            )
+        return Recurrence(x, self.var_ranks.get(x, x.upper()), tuple(inner))
+
+    def plan(self) -> tuple[tuple[Stage, ...], list[DependencyProblem]]:
+        comps = strongly_connected_components(self.graph)
+        problems: list[DependencyProblem] = []
+        groups: dict[int, Stage] = {}
+        for i, comp in enumerate(comps):
+            found = self.component(comp)
+            if isinstance(found, DependencyProblem):
+                problems.append(found)
+            else:
+                groups[i] = found
+        if problems:
+            return (), problems
+        comp_of = {n: i for i, c in enumerate(comps) for n in c}
+        cond: Digraph[int] = Digraph()
+        for i in range(len(comps)):
+            cond.add_node(i)
+        for d in self.edges:
+            if comp_of[d.writer] != comp_of[d.reader]:
+                cond.add_edge(comp_of[d.writer], comp_of[d.reader])
+        first = {i: min(self.order_of[n] for n in comps[i]) for i in range(len(comps))}
+        order = topological_sort(cond, key=first.__getitem__)
+        assert order is not None
+        return tuple(groups[i] for i in order), []
+
+
 def plan_stages(
     einsums: Sequence[Einsum], tensors: dict[str, Tensor], var_ranks: dict[str, str]
 ) -> tuple[tuple[Stage, ...], list[DependencyProblem]]:
@@ -112,94 +248,7 @@ def plan_stages(
 
     Ties are broken by the order of ``einsums`` so that the result is deterministic.
     """
-    g = build_dependencies(einsums, tensors)
-    order_of = {e.name: i for i, e in enumerate(einsums)}
-    by_name = {e.name: e for e in einsums}
-    problems: list[DependencyProblem] = []
-    comps = list(nx.strongly_connected_components(g))
-    comp_of = {n: i for i, c in enumerate(comps) for n in c}
-    groups: dict[int, Stage] = {}
-    for i, comp in enumerate(comps):
-        members = sorted(comp, key=order_of.__getitem__)
-        sub = g.subgraph(comp)
-        edges = list(sub.edges(data=True))
-        carried = [(u, v, d) for u, v, d in edges if d["kind"] == "carried"]
-        if len(members) == 1 and not edges:
-            groups[i] = members[0]
-            continue
-        self_loops = [(u, v, d) for u, v, d in edges if u == v and d["kind"] != "carried"]
-        if self_loops:
-            u, _, d = self_loops[0]
-            problems.append(
-                DependencyProblem(
-                    u,
-                    f"cyclic dependence: {u} reads itself",
-                    hint="a recurrence writes T[x + 1] and reads the previous iterate T[x]",
-                )
-            )
-            continue
-        xs = {by_name[u].iterative_variable for u, _, d in carried}
-        if len(xs) != 1:
-            cycle = nx.find_cycle(sub)
-            names = " -> ".join([c[0] for c in cycle] + [cycle[0][0]])
-            problems.append(
-                DependencyProblem(
-                    min((c[0] for c in cycle), key=order_of.__getitem__),
-                    f"cyclic dependence: {names}"
-                    + (" (a recurrence mixes iterative ranks)" if len(xs) > 1 else ""),
-                    hint="a recurrence writes T[x + 1] and reads the previous iterate T[x]",
-                )
-            )
-            continue
-        x = next(iter(xs))
-        assert x is not None
-        whole = [
-            (u, v, d) for u, v, d in edges if d["kind"] == "ordered" and x not in d["pointwise"]
-        ]
-        if whole:
-            u, v, d = whole[0]
-            problems.append(
-                DependencyProblem(
-                    v,
-                    f"cyclic dependence: {v} needs {d['tensor']} at every {x}, but "
-                    f"{d['tensor']} depends on {v} through the recurrence over {x}",
-                    hint=f"read {d['tensor']} at the current iterate, indexed by {x}",
-                )
-            )
-            continue
-        plain = nx.DiGraph([(u, v) for u, v, d in edges if d["kind"] != "carried"])
-        plain.add_nodes_from(members)
-        if not nx.is_directed_acyclic_graph(plain):
-            cycle = nx.find_cycle(plain)
-            names = " -> ".join([c[0] for c in cycle] + [cycle[0][0]])
-            problems.append(
-                DependencyProblem(
-                    min((c[0] for c in cycle), key=order_of.__getitem__),
-                    f"cyclic dependence: {names}",
-                    hint="a recurrence must read the previous iterate: write T[x + 1] = ... T[x]",
-                )
-            )
-            continue
-        missing = [m for m in members if x not in by_name[m].lhs_variables]
-        if missing:
-            problems.append(
-                DependencyProblem(
-                    missing[0],
-                    f"{missing[0]} takes part in the recurrence over {x} "
-                    f"but does not iterate over {x}",
-                    hint=f"index its left side with {x}",
-                )
-            )
-            continue
-        inner = tuple(nx.lexicographical_topological_sort(plain, key=lambda n: order_of[n]))
-        groups[i] = Recurrence(x, var_ranks.get(x, x.upper()), inner)
-    if problems:
-        return (), problems
-    cond = nx.condensation(g, scc=comps)
-    first = {i: min(order_of[n] for n in comps[i]) for i in range(len(comps))}
-    order = nx.lexicographical_topological_sort(cond, key=lambda i: first[i])
-    assert all(comp_of[n] == i for i, c in enumerate(comps) for n in c)
-    return tuple(groups[i] for i in order), []
+    return _Planner(einsums, tensors, var_ranks).plan()
 
 
 @dataclass(frozen=True)
@@ -215,6 +264,8 @@ class Cascade:
     einsums: tuple[Einsum, ...]
     expects: tuple[Expect, ...] = ()
     source: Source | None = field(default=None, compare=False, hash=False, repr=False)
+    # default extents bound at load time (``load(..., M=1024)``), sorted by rank name
+    dims: tuple[tuple[str, int], ...] = ()
 
     # ------------------------------------------------------------ lookups
     @functools.cached_property
@@ -264,7 +315,7 @@ class Cascade:
         return next((s for s in self.splits if s.parent == parent), None)
 
     @functools.cached_property
-    def symbolic_extents(self) -> dict[str, sympy.Expr]:
+    def symbolic_extents(self) -> dict[str, sympy.Expr]:  # imports sympy
         """Each rank's extent as a sympy expression: its own symbol."""
         return {r.name: r.symbol for r in self.ranks}
 
@@ -272,6 +323,8 @@ class Cascade:
     @functools.cached_property
     def dependencies(self) -> nx.MultiDiGraph[str]:
         """Einsum → Einsum edges with ``kind`` (carried, ordered), ``pointwise`` and ``tensor``."""
+        import networkx as nx
+
         frozen: nx.MultiDiGraph[str] = nx.freeze(build_dependencies(self.einsums, self._tensors))
         return frozen
 
@@ -290,6 +343,8 @@ class Cascade:
         the reads (ordered, carried, init or input);
         edges ``einsum:E → tensor:E`` are writes.
         """
+        import networkx as nx
+
         g: nx.DiGraph[str] = nx.DiGraph()
         for t in self.tensors:
             g.add_node(f"tensor:{t.name}", kind="tensor", name=t.name, role=t.role.value)

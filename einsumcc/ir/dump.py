@@ -8,8 +8,7 @@ intermediates, inits, Einsums in dependency order, expectations).
 from __future__ import annotations
 
 import math
-
-import sympy
+from typing import TYPE_CHECKING
 
 from einsumcc.ir.cascade import Cascade
 from einsumcc.ir.nodes import (
@@ -30,11 +29,16 @@ from einsumcc.ir.nodes import (
     is_var_symbol,
 )
 
+if TYPE_CHECKING:
+    import sympy
+
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2}
 
 
 def render_index(expr: sympy.Expr) -> str:
-    """An index, extent or condition side: ``m1*M0 + m0``, ``M / M0``."""
+    """An index, extent or condition side: ``m1*M0 + m0``, ``M / M0`` (imports sympy)."""
+    import sympy
+
     expr = sympy.sympify(expr)
     if expr.is_Add:
         terms = expr.as_ordered_terms()
@@ -61,6 +65,8 @@ def _term(expr: sympy.Expr) -> str:
 
 
 def _product(expr: sympy.Expr) -> str:
+    import sympy
+
     if expr.is_Add:
         return f"({render_index(expr)})"
     if not expr.is_Mul and not expr.is_Pow:

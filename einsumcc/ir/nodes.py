@@ -1,9 +1,11 @@
 """The cascade IR: frozen, hashable dataclasses.  Spans never take part in equality.
 
-Index expressions, extents and filter conditions are sympy expressions over two kinds of
-symbols: rank variables (``m1``: integer, non-negative) and rank extents (``M0``: integer,
-positive).  Value expressions are a small tree of their own (:data:`Expr`), because they carry
-reductions, calls and spans that sympy cannot hold.
+Index expressions, extents and filter conditions are exact :class:`~einsumcc.ir.affine.Affine`
+expressions over two kinds of symbols: rank variables (``m1``: integer, non-negative) and rank
+extents (``M0``: integer, positive).  The later stages read them as sympy expressions
+(``Access.indices``, ``Rank.extent``, ``Condition.lhs``), built on first use, so that checking
+a cascade imports no sympy.  Value expressions are a small tree of their own (:data:`Expr`),
+because they carry reductions, calls and spans that sympy cannot hold.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ import dataclasses
 import enum
 import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-
-import sympy
+from typing import TYPE_CHECKING
 
 from einsumcc.diagnostics import Span
+from einsumcc.ir.affine import Affine
+
+if TYPE_CHECKING:
+    import sympy
 
 
 def _span() -> Span | None:
@@ -27,17 +32,27 @@ def _span() -> Span | None:
 @functools.cache
 def var_symbol(name: str) -> sympy.Symbol:
     """The sympy symbol of a rank variable (``m1``)."""
+    import sympy
+
     return sympy.Symbol(name, integer=True, nonnegative=True)
 
 
 @functools.cache
 def extent_symbol(name: str) -> sympy.Symbol:
     """The sympy symbol of a rank extent (``M0``)."""
+    import sympy
+
     return sympy.Symbol(name, integer=True, positive=True)
 
 
 def is_var_symbol(sym: sympy.Basic) -> bool:
+    import sympy
+
     return isinstance(sym, sympy.Symbol) and bool(sym.is_nonnegative) and not sym.is_positive
+
+
+def _affine(expr: Affine | sympy.Expr | int) -> Affine:
+    return Affine.from_sympy(expr)
 
 
 class DType(enum.Enum):
@@ -122,15 +137,38 @@ class VarRef:
     span: Span | None = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Access:
+    """``T[i, j]``.  ``indices`` are given as :class:`Affine` or sympy expressions."""
+
     tensor: str
-    indices: tuple[sympy.Expr, ...]
+    affine_indices: tuple[Affine, ...]
     span: Span | None = _span()
+
+    def __init__(
+        self,
+        tensor: str,
+        indices: Sequence[Affine | sympy.Expr | int],
+        span: Span | None = None,
+    ) -> None:
+        object.__setattr__(self, "tensor", tensor)
+        object.__setattr__(self, "affine_indices", tuple(_affine(i) for i in indices))
+        object.__setattr__(self, "span", span)
+
+    @property
+    def indices(self) -> tuple[sympy.Expr, ...]:
+        """The index expressions in sympy (imports sympy)."""
+        return tuple(a.sympy for a in self.affine_indices)
+
+    def __repr__(self) -> str:
+        return f"Access(tensor={self.tensor!r}, indices={self.indices!r})"
 
     @property
     def variables(self) -> frozenset[str]:
-        return frozenset(str(s) for ix in self.indices for s in ix.free_symbols if is_var_symbol(s))
+        out: frozenset[str] = frozenset()
+        for ix in self.affine_indices:
+            out |= ix.variables
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,13 +272,28 @@ def free_variables(e: Expr) -> frozenset[str]:
 # ---------------------------------------------------------------- declarations
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Rank:
     """A rank.  ``extent`` is its default (an integer expression of other extents) or None."""
 
     name: str
-    extent: sympy.Expr | None
+    affine_extent: Affine | None
     span: Span | None = _span()
+
+    def __init__(
+        self, name: str, extent: Affine | sympy.Expr | int | None, span: Span | None = None
+    ) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "affine_extent", None if extent is None else _affine(extent))
+        object.__setattr__(self, "span", span)
+
+    @property
+    def extent(self) -> sympy.Expr | None:
+        """The default extent in sympy (imports sympy), or None."""
+        return None if self.affine_extent is None else self.affine_extent.sympy
+
+    def __repr__(self) -> str:
+        return f"Rank(name={self.name!r}, extent={self.extent!r})"
 
     @property
     def var(self) -> str:
@@ -260,14 +313,19 @@ class Split:
     span: Span | None = _span()
 
     @property
-    def index_expr(self) -> sympy.Expr:
+    def index_affine(self) -> Affine:
         """The parent's variable in terms of the children's: ``m1*M0 + m0``."""
-        expr = sympy.Integer(0)
-        stride: sympy.Expr = sympy.Integer(1)
+        expr = Affine.const(0)
+        stride = Affine.const(1)
         for child in reversed(self.children):
-            expr = expr + var_symbol(child.lower()) * stride
-            stride = stride * extent_symbol(child)
+            expr = expr + Affine.var(child.lower()) * stride
+            stride = stride * Affine.extent(child)
         return expr
+
+    @property
+    def index_expr(self) -> sympy.Expr:
+        """:attr:`index_affine` in sympy (imports sympy)."""
+        return self.index_affine.sympy
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,27 +371,49 @@ class Tensor:
         return self.iterative_position is not None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Condition:
     """One affine comparison of a ``where`` filter."""
 
-    lhs: sympy.Expr
+    affine_lhs: Affine
     op: str  # < <= > >= == !=
-    rhs: sympy.Expr
+    affine_rhs: Affine
     span: Span | None = _span()
+
+    def __init__(
+        self,
+        lhs: Affine | sympy.Expr | int,
+        op: str,
+        rhs: Affine | sympy.Expr | int,
+        span: Span | None = None,
+    ) -> None:
+        object.__setattr__(self, "affine_lhs", _affine(lhs))
+        object.__setattr__(self, "op", op)
+        object.__setattr__(self, "affine_rhs", _affine(rhs))
+        object.__setattr__(self, "span", span)
+
+    @property
+    def lhs(self) -> sympy.Expr:
+        return self.affine_lhs.sympy
+
+    @property
+    def rhs(self) -> sympy.Expr:
+        return self.affine_rhs.sympy
+
+    def __repr__(self) -> str:
+        return f"Condition(lhs={self.lhs!r}, op={self.op!r}, rhs={self.rhs!r})"
 
     @property
     def variables(self) -> frozenset[str]:
-        syms = self.lhs.free_symbols | self.rhs.free_symbols
-        return frozenset(str(s) for s in syms if is_var_symbol(s))
+        return self.affine_lhs.variables | self.affine_rhs.variables
 
 
 def iterative_variable(target: Access) -> str | None:
     """``x`` when ``target`` writes ``T[.., x + 1, ..]`` (the next iterate of a recurrence)."""
-    for ix in target.indices:
-        syms = [s for s in ix.free_symbols if is_var_symbol(s)]
-        if len(syms) == 1 and ix - syms[0] == 1:
-            return str(syms[0])
+    for ix in target.affine_indices:
+        syms = ix.variables
+        if len(syms) == 1 and ix.is_var_plus(next(iter(syms)), 1):
+            return next(iter(syms))
     return None
 
 
@@ -353,10 +433,10 @@ class Einsum:
     @property
     def lhs_variables(self) -> tuple[str, ...]:
         out: list[str] = []
-        for ix in self.output.indices:
-            for sym in sorted(ix.free_symbols, key=str):
-                if is_var_symbol(sym) and str(sym) not in out:
-                    out.append(str(sym))
+        for ix in self.output.affine_indices:
+            for var in sorted(ix.variables):
+                if var not in out:
+                    out.append(var)
         return tuple(out)
 
     @property

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from einsumcc.schedule.build import build_schedule
 from einsumcc.schedule.default import compile_extents, derive_schedule
 from einsumcc.schedule.report import render_schedule, traffic_for
 from einsumcc.schedule.schedule import (
@@ -32,6 +33,7 @@ __all__ = [
     "TileClasses",
     "TrafficReport",
     "analyze_traffic",
+    "build_schedule",
     "compile_extents",
     "derive_schedule",
     "render_schedule",

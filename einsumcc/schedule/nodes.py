@@ -105,7 +105,7 @@ class ReadKind(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Program:
+class NodeProgram:
     """The nodes of a cascade in a dependency order, with the views that were inlined."""
 
     cascade: Cascade
@@ -353,7 +353,7 @@ def _free_parts(nodes: tuple[Node, ...]) -> tuple[Node, ...]:
     return tuple(out)
 
 
-def prepare(c: Cascade) -> Program:
+def prepare(c: Cascade) -> NodeProgram:
     """Inline views and split reductions out: the cascade as nodes, in a dependency order."""
     views: dict[str, tuple[Access, Access]] = {}
     for e in c.einsums:
@@ -371,7 +371,7 @@ def prepare(c: Cascade) -> Program:
                 continue
             e = c.einsum(name)
             d.statement(e, _substitute(e.body, views), x, index)
-    return Program(
+    return NodeProgram(
         c,
         _free_parts(tuple(d.nodes)),
         tuple((name, src) for name, (_, src) in views.items()),

@@ -84,8 +84,7 @@ def _tiles(loop: Loop) -> list[str]:
 
 
 def render_schedule(s: Schedule, traffic: TrafficReport | None = None) -> str:
-    prog = s.program
-    assert prog is not None
+    assert s.program is not None
     lines = [f"schedule of {s.cascade} (target triton)"]
     lines += _extents(s)
     if s.views:
@@ -97,57 +96,12 @@ def render_schedule(s: Schedule, traffic: TrafficReport | None = None) -> str:
         lines.append("materialized: " + ", ".join(s.materialize))
     if s.passes:
         lines.append("pass analysis: " + ", ".join(f"passes({r}) = {n}" for r, n in s.passes))
-    nk = len(s.kernels)
-    launches = f"{nk} kernel launch{'es' if nk != 1 else ''}"
-    streamed = [k.stream for k in s.kernels if k.stream is not None]
-    if nk == 1 and streamed:
-        rank = streamed[0]
-        report = s.pass_report or analyze_passes(prog.cascade, rank)
-        passes = report.rank(rank).passes
-        if passes == 1:
-            lines.append(
-                f"{launches}: the pass analysis gives 1 pass over the streamed rank {rank}, "
-                "so the whole cascade is one kernel that streams it once per program"
-            )
-        else:
-            loops = len(s.kernels[0].loops)
-            lines.append(
-                f"{launches} with {loops} loops: the pass analysis gives {passes} passes over "
-                f"the streamed rank {rank}; each loop re-reads its inputs and recomputes what "
-                "it needs from earlier passes (--materialize stores intermediates instead)"
-            )
-    else:
-        lines.append(launches)
+    lines.append(_launches(s))
     for note in s.notes:
         lines.append(f"note: {note}")
     for k in s.kernels:
         lines.append("")
-        grid = " x ".join(
-            f"tiles of {k.axis(v).block} of {k.axis(v).rank}"
-            if k.axis(v).lanes
-            else f"each index of {k.axis(v).rank}"
-            for v in k.grid
-        )
-        lines.append(f"kernel {k.name}: {k.num_warps} warps, one program per {grid or 'launch'}")
-        for a in k.axes:
-            lines.append(f"  {a.describe()}")
-        if k.stream is not None:
-            loop_axis = next(a for a in k.axes if a.role in (AxisRole.STREAM, AxisRole.ITERATE))
-            lines.append(
-                f"  streamed rank: {k.stream} ({loop_axis.var} ascending), "
-                f"{len(k.loops)} loop{'s' if len(k.loops) != 1 else ''}, one per pass"
-            )
-        for key in k.before:
-            lines.append(f"  before the loops: {_node_line(s, k, key, None)}")
-        for lp in k.loops:
-            lines.append(f"  loop {lp.number} (pass {lp.number}) over {lp.var}:")
-            for key in lp.nodes:
-                lines.append(f"    {_node_line(s, k, key, lp)}")
-            lines.extend(f"    {x}" for x in _tiles(lp))
-            for key in lp.after:
-                lines.append(f"    after the loop: {_node_line(s, k, key, None)}")
-        lines.append(f"  reads: {', '.join(k.reads) or 'nothing'}")
-        lines.append(f"  writes: {', '.join(k.writes) or 'nothing'}")
+        lines += _kernel(s, k)
     lines.append("")
     lines.append("placement:")
     width = max((len(p.tensor) for p in s.placements), default=4)
@@ -157,6 +111,61 @@ def render_schedule(s: Schedule, traffic: TrafficReport | None = None) -> str:
         lines.append("")
         lines.extend(render_traffic(s, traffic))
     return "\n".join(lines) + "\n"
+
+
+def _launches(s: Schedule) -> str:
+    """The kernel launches, and for one streaming kernel what the pass analysis says."""
+    prog = s.program
+    assert prog is not None
+    nk = len(s.kernels)
+    launches = f"{nk} kernel launch{'es' if nk != 1 else ''}"
+    streamed = [k.stream for k in s.kernels if k.stream is not None]
+    if not (nk == 1 and streamed):
+        return launches
+    rank = streamed[0]
+    report = s.pass_report or analyze_passes(prog.cascade, rank)
+    passes = report.rank(rank).passes
+    if passes == 1:
+        return (
+            f"{launches}: the pass analysis gives 1 pass over the streamed rank {rank}, "
+            "so the whole cascade is one kernel that streams it once per program"
+        )
+    loops = len(s.kernels[0].loops)
+    return (
+        f"{launches} with {loops} loops: the pass analysis gives {passes} passes over "
+        f"the streamed rank {rank}; each loop re-reads its inputs and recomputes what "
+        "it needs from earlier passes (--materialize stores intermediates instead)"
+    )
+
+
+def _kernel(s: Schedule, k: Kernel) -> list[str]:
+    grid = " x ".join(
+        f"tiles of {k.axis(v).block} of {k.axis(v).rank}"
+        if k.axis(v).lanes
+        else f"each index of {k.axis(v).rank}"
+        for v in k.grid
+    )
+    lines = [f"kernel {k.name}: {k.num_warps} warps, one program per {grid or 'launch'}"]
+    for a in k.axes:
+        lines.append(f"  {a.describe()}")
+    if k.stream is not None:
+        loop_axis = next(a for a in k.axes if a.role in (AxisRole.STREAM, AxisRole.ITERATE))
+        lines.append(
+            f"  streamed rank: {k.stream} ({loop_axis.var} ascending), "
+            f"{len(k.loops)} loop{'s' if len(k.loops) != 1 else ''}, one per pass"
+        )
+    for key in k.before:
+        lines.append(f"  before the loops: {_node_line(s, k, key, None)}")
+    for lp in k.loops:
+        lines.append(f"  loop {lp.number} (pass {lp.number}) over {lp.var}:")
+        for key in lp.nodes:
+            lines.append(f"    {_node_line(s, k, key, lp)}")
+        lines.extend(f"    {x}" for x in _tiles(lp))
+        for key in lp.after:
+            lines.append(f"    after the loop: {_node_line(s, k, key, None)}")
+    lines.append(f"  reads: {', '.join(k.reads) or 'nothing'}")
+    lines.append(f"  writes: {', '.join(k.writes) or 'nothing'}")
+    return lines
 
 
 def render_traffic(s: Schedule, t: TrafficReport) -> list[str]:
@@ -198,7 +207,7 @@ def traffic_for(s: Schedule, dims: Mapping[str, int] | None) -> TrafficReport | 
     prog = s.program
     assert prog is not None
     # derived extents
-    from einsumcc.schedule.default import compile_extents
+    from einsumcc.schedule.extents import compile_extents
 
     full = compile_extents(prog.cascade, extents)
     if any(v is None for v in full.values()):

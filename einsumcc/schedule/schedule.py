@@ -26,9 +26,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from einsumcc.analysis.passes import PassReport
+from einsumcc.analysis.passes import PassAnalysis
 from einsumcc.ir.nodes import Condition
-from einsumcc.schedule.nodes import Program
+from einsumcc.schedule.nodes import NodeProgram
 
 
 class AxisRole(enum.Enum):
@@ -168,8 +168,8 @@ class Schedule:
     views: tuple[tuple[str, str], ...] = ()  # view -> the access it stands for
     passes: tuple[tuple[str, int], ...] = ()  # pass analysis of each streamed rank
     notes: tuple[str, ...] = ()
-    program: Program | None = field(default=None, compare=False, repr=False)
-    pass_report: PassReport | None = field(default=None, compare=False, repr=False)
+    program: NodeProgram | None = field(default=None, compare=False, repr=False)
+    pass_report: PassAnalysis | None = field(default=None, compare=False, repr=False)
 
     def kernel(self, name: str) -> Kernel:
         return next(k for k in self.kernels if k.name == name)

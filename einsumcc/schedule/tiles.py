@@ -45,7 +45,7 @@ from einsumcc.ir.nodes import (
     var_symbol,
 )
 from einsumcc.schedule.contraction import product
-from einsumcc.schedule.nodes import Node, NodeKind, Program, ReadKind
+from einsumcc.schedule.nodes import Node, NodeKind, NodeProgram, ReadKind
 from einsumcc.schedule.schedule import (
     AxisRole,
     ConditionSite,
@@ -254,7 +254,7 @@ def classify_loops(s: Schedule) -> Schedule:
 
 
 def classify(
-    prog: Program, kernel: Kernel, loop: Loop, extents: Mapping[str, int | None]
+    prog: NodeProgram, kernel: Kernel, loop: Loop, extents: Mapping[str, int | None]
 ) -> TileClasses:
     classified: list[ConditionSite] = []
     masked: list[ConditionSite] = []
@@ -322,7 +322,7 @@ def _is(v: _V, c: float) -> bool:
 class _Prover:
     def __init__(
         self,
-        prog: Program,
+        prog: NodeProgram,
         kernel: Kernel,
         loop: Loop,
         extents: Mapping[str, int | None],
@@ -595,41 +595,59 @@ class _Prover:
 
 
 def _binary(op: str, a: _V, b: _V) -> _V:
+    if a.kind == "const" and b.kind == "const":
+        return _fold(op, a.value, b.value)
+    rule = _BINARY_RULES.get(op)
+    return rule(a, b) if rule is not None else TOP
+
+
+def _fold(op: str, a: float, b: float) -> _V:
     import numpy as np
 
-    if a.kind == "const" and b.kind == "const":
-        with np.errstate(all="ignore"):
-            fa, fb = np.float64(a.value), np.float64(b.value)
-            r = {"+": fa + fb, "-": fa - fb, "*": fa * fb, "/": fa / fb}[op]
-        return _const(float(r))
-    if op == "+":
-        if _is(a, 0.0):
-            return b
-        if _is(b, 0.0):
-            return a
-        for x, y in ((a, b), (b, a)):
-            if x.kind == "const" and math.isinf(x.value) and y.is_finite:
-                return x
-        return FINITE if a.is_finite and b.is_finite else TOP
-    if op == "-":
-        if _is(b, 0.0):
-            return a
-        if a.kind == "old" and b.kind == "old" and a.tensor == b.tensor and a.finite:
+    with np.errstate(all="ignore"):
+        fa, fb = np.float64(a), np.float64(b)
+        r = {"+": fa + fb, "-": fa - fb, "*": fa * fb, "/": fa / fb}[op]
+    return _const(float(r))
+
+
+def _finite_or_top(a: _V, b: _V) -> _V:
+    return FINITE if a.is_finite and b.is_finite else TOP
+
+
+def _add(a: _V, b: _V) -> _V:
+    if _is(a, 0.0):
+        return b
+    if _is(b, 0.0):
+        return a
+    for x, y in ((a, b), (b, a)):
+        if x.kind == "const" and math.isinf(x.value) and y.is_finite:
+            return x
+    return _finite_or_top(a, b)
+
+
+def _sub(a: _V, b: _V) -> _V:
+    if _is(b, 0.0):
+        return a
+    if a.kind == "old" and b.kind == "old" and a.tensor == b.tensor and a.finite:
+        return _const(0.0)
+    if a.kind == "const" and math.isinf(a.value) and b.is_finite:
+        return a
+    if b.kind == "const" and math.isinf(b.value) and a.is_finite:
+        return _const(-b.value)
+    return _finite_or_top(a, b)
+
+
+def _mul(a: _V, b: _V) -> _V:
+    for x, y in ((a, b), (b, a)):
+        if _is(x, 1.0):
+            return y
+        if _is(x, 0.0) and y.is_finite:
             return _const(0.0)
-        if a.kind == "const" and math.isinf(a.value) and b.is_finite:
-            return a
-        if b.kind == "const" and math.isinf(b.value) and a.is_finite:
-            return _const(-b.value)
-        return FINITE if a.is_finite and b.is_finite else TOP
-    if op == "*":
-        for x, y in ((a, b), (b, a)):
-            if _is(x, 1.0):
-                return y
-            if _is(x, 0.0) and y.is_finite:
-                return _const(0.0)
-        return FINITE if a.is_finite and b.is_finite else TOP
-    if op == "/":
-        if _is(b, 1.0):
-            return a
-        return TOP
-    return TOP
+    return _finite_or_top(a, b)
+
+
+def _div(a: _V, b: _V) -> _V:
+    return a if _is(b, 1.0) else TOP
+
+
+_BINARY_RULES = {"+": _add, "-": _sub, "*": _mul, "/": _div}

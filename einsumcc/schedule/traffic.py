@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import sympy
 
 from einsumcc.ir.nodes import Access, is_var_symbol
-from einsumcc.schedule.nodes import Program
-from einsumcc.schedule.schedule import AxisRole, Kernel, Schedule
+from einsumcc.schedule.nodes import NodeProgram
+from einsumcc.schedule.schedule import AxisRole, Kernel, Loop, Schedule
 from einsumcc.schedule.tiles import segments
 
 
@@ -70,13 +71,13 @@ class TrafficReport:
         return sum(k.written for k in self.kernels)
 
 
-def _itemsize(prog: Program, tensor: str) -> int:
+def _itemsize(prog: NodeProgram, tensor: str) -> int:
     if tensor in prog.parts:
         return 4
     return prog.cascade.tensor(tensor).dtype.itemsize
 
 
-def _dims_of(prog: Program, tensor: str) -> list[tuple[str, bool]]:
+def _dims_of(prog: NodeProgram, tensor: str) -> list[tuple[str, bool]]:
     if tensor in prog.parts:
         return [(r, False) for r in prog.parts[tensor]]
     return [(d.rank, d.iterative) for d in prog.cascade.tensor(tensor).dims]
@@ -139,11 +140,38 @@ class _Counter:
         k = self.k
         reads: dict[str, int] = {}
         writes: dict[str, int] = {}
-        global_reads = set(k.reads)
         programs = self.programs()
-        loop_bounds = []
-        for lp in k.loops:
-            seg = segments(k, lp, {r: self.ext.get(r) for r in self.ext})
+        bounds = self.loop_bounds()
+        program_level, loop_level = self.read_levels()
+        stores_once = self.stores_once()
+        iterations: dict[int, list[int]] = {lp.number: [0, 0] for lp in k.loops}
+        for prog in programs:
+            for acc in program_level:
+                n = self.count(self.lane_vars(acc), prog, None)
+                _add(reads, acc.tensor, n * _itemsize(self.prog, acc.tensor))
+            for key, out in stores_once:
+                self.store(writes, key, out, prog, None)
+            sym = self.symbols(prog)
+            for lp, syms, fn in bounds:
+                start, end, count = (int(v) for v in fn(*(sym[str(s)] for s in syms)))
+                iterations[lp.number][0] += max(0, end - start)
+                iterations[lp.number][1] += count
+                for t in range(start, end):
+                    self.tile(reads, writes, lp, loop_level.get(lp.number, []), prog, t)
+        names = dict.fromkeys([*k.reads, *k.writes])
+        tensors = tuple(self.tensor_traffic(name, reads, writes) for name in names)
+        return KernelTraffic(
+            k.name,
+            len(programs),
+            tuple((n, a, b) for n, (a, b) in iterations.items()),
+            tensors,
+        )
+
+    def loop_bounds(self) -> list[tuple[Loop, list[sympy.Symbol], Callable[..., Any]]]:
+        """Per loop: the symbols of its bounds and a function giving start, end and count."""
+        out = []
+        for lp in self.k.loops:
+            seg = segments(self.k, lp, {r: self.ext.get(r) for r in self.ext})
             exprs = [seg.start, seg.end, seg.count]
             syms = sorted({s for e in exprs for s in e.free_symbols}, key=str)
             fn = sympy.lambdify(
@@ -154,8 +182,13 @@ class _Counter:
                     "math",
                 ],
             )
-            loop_bounds.append((lp, syms, fn))
-        iterations: dict[int, list[int]] = {lp.number: [0, 0] for lp in k.loops}
+            out.append((lp, syms, fn))
+        return out
+
+    def read_levels(self) -> tuple[list[Access], dict[int, list[Access]]]:
+        """Global reads loaded once per program, and those loaded per iteration of a loop."""
+        k = self.k
+        global_reads = set(k.reads)
         program_level: list[Access] = []
         loop_level: dict[int, list[Access]] = {}
         for key in k.before:
@@ -170,72 +203,69 @@ class _Counter:
                         program_level.append(acc)
             for key in lp.after:
                 program_level.extend(self.global_reads(key, global_reads))
-        program_level = list(dict.fromkeys(program_level))
-        for lp_no in loop_level:
-            loop_level[lp_no] = list(dict.fromkeys(loop_level[lp_no]))
-        stores_once: list[tuple[str, Access]] = []
+        return (
+            list(dict.fromkeys(program_level)),
+            {n: list(dict.fromkeys(accs)) for n, accs in loop_level.items()},
+        )
+
+    def stores_once(self) -> list[tuple[str, Access]]:
+        """Global writes stored once per program (after the loop that completes them)."""
+        k = self.k
+        out: list[tuple[str, Access]] = []
         for key in k.before:
             if key in k.writes:
-                stores_once.append((key, self.prog.node(key).output))
+                out.append((key, self.prog.node(key).output))
         for lp in k.loops:
-            for key in lp.accumulators + lp.after:
+            # accumulators and values after the loop; a recurrence's init iterate
+            for key in lp.accumulators + lp.after + lp.carried:
                 if key in k.writes and key not in lp.recomputed:
-                    stores_once.append((key, self.prog.node(key).output))
-            for key in lp.carried:
-                if key in k.writes and key not in lp.recomputed:
-                    stores_once.append((key, self.prog.node(key).output))  # the init iterate
-        for prog in programs:
-            sym = self.symbols(prog)
-            for acc in program_level:
-                n = self.count(self.lane_vars(acc), prog, None)
-                reads[acc.tensor] = reads.get(acc.tensor, 0) + n * _itemsize(self.prog, acc.tensor)
-            for key, out in stores_once:
-                present = {str(s) for ix in out.indices for s in ix.free_symbols}
-                if any(prog[v] != 0 for v in k.grid if v not in present):
-                    continue
-                n = self.count(self.lane_vars(out), prog, None)
-                writes[key] = writes.get(key, 0) + n * _itemsize(self.prog, key)
-            for lp, syms, fn in loop_bounds:
-                start, end, count = (int(v) for v in fn(*(sym[str(s)] for s in syms)))
-                iterations[lp.number][0] += max(0, end - start)
-                iterations[lp.number][1] += count
-                ax = k.axis(lp.var)
-                for t in range(start, end):
-                    valid = None
-                    if ax.role is AxisRole.STREAM:
-                        valid = max(0, min(ax.block, self.ext[ax.rank] - t * ax.block))
-                    for acc in loop_level.get(lp.number, []):
-                        n = self.count(self.lane_vars(acc), prog, valid)
-                        reads[acc.tensor] = reads.get(acc.tensor, 0) + n * _itemsize(
-                            self.prog, acc.tensor
-                        )
-                    for key in lp.stores:
-                        out = self.prog.node(key).output
-                        present = {str(s) for ix in out.indices for s in ix.free_symbols}
-                        if any(prog[v] != 0 for v in k.grid if v not in present):
-                            continue
-                        n = self.count(self.lane_vars(out), prog, valid)
-                        writes[key] = writes.get(key, 0) + n * _itemsize(self.prog, key)
-        tensors = []
-        for name in list(dict.fromkeys([*k.reads, *k.writes])):
-            size = _itemsize(self.prog, name)
-            for rank, iterative in _dims_of(self.prog, name):
-                size *= self.ext[rank] + (1 if iterative else 0)
-            tensors.append(
-                TensorTraffic(
-                    name,
-                    reads.get(name, 0),
-                    writes.get(name, 0),
-                    size,
-                    self.reuse(name, reads.get(name, 0), size),
-                )
-            )
-        return KernelTraffic(
-            k.name,
-            len(programs),
-            tuple((n, a, b) for n, (a, b) in iterations.items()),
-            tuple(tensors),
-        )
+                    out.append((key, self.prog.node(key).output))
+        return out
+
+    def store(
+        self,
+        writes: dict[str, int],
+        key: str,
+        out: Access,
+        prog: Mapping[str, int],
+        valid: int | None,
+    ) -> None:
+        """One program's store of ``out`` (only the first program along a grid variable
+        that ``out`` lacks stores it)."""
+        present = {str(s) for ix in out.indices for s in ix.free_symbols}
+        if any(prog[v] != 0 for v in self.k.grid if v not in present):
+            return
+        n = self.count(self.lane_vars(out), prog, valid)
+        _add(writes, key, n * _itemsize(self.prog, key))
+
+    def tile(
+        self,
+        reads: dict[str, int],
+        writes: dict[str, int],
+        lp: Loop,
+        loads: list[Access],
+        prog: Mapping[str, int],
+        t: int,
+    ) -> None:
+        """The loads and stores of iteration ``t`` of loop ``lp`` in one program."""
+        ax = self.k.axis(lp.var)
+        valid = None
+        if ax.role is AxisRole.STREAM:
+            valid = max(0, min(ax.block, self.ext[ax.rank] - t * ax.block))
+        for acc in loads:
+            n = self.count(self.lane_vars(acc), prog, valid)
+            _add(reads, acc.tensor, n * _itemsize(self.prog, acc.tensor))
+        for key in lp.stores:
+            self.store(writes, key, self.prog.node(key).output, prog, valid)
+
+    def tensor_traffic(
+        self, name: str, reads: Mapping[str, int], writes: Mapping[str, int]
+    ) -> TensorTraffic:
+        size = _itemsize(self.prog, name)
+        for rank, iterative in _dims_of(self.prog, name):
+            size *= self.ext[rank] + (1 if iterative else 0)
+        read = reads.get(name, 0)
+        return TensorTraffic(name, read, writes.get(name, 0), size, self.reuse(name, read, size))
 
     def global_reads(self, key: str, global_reads: set[str]) -> list[Access]:
         n = self.prog.node(key)
@@ -261,6 +291,10 @@ class _Counter:
             return f"read {_times(times)}"
         per = times / tiles
         return f"read {_times(per)} per {' x '.join(over)} ({tiles} in all)"
+
+
+def _add(totals: dict[str, int], key: str, n: int) -> None:
+    totals[key] = totals.get(key, 0) + n
 
 
 def _times(x: float) -> str:

@@ -236,3 +236,16 @@ Z[] = S[K] * A[k]
     k = analyze_passes(load(text)).rank("K")
     assert k.passes == 2
     assert dict(k.einsums)["S"] == 1
+
+
+def test_a_pass_that_rereads_no_fiber_has_a_witness_without_a_tensor():
+    # S[] sums Q over d (Einstein rule); Z then traverses D again, but reads no D fiber:
+    # the second pass is there, and its witness names no re-read tensor (it was a KeyError)
+    text = "rank D = 2\ninput Q[D]\nS[] = Q[d]\noutput Z[D]\nZ[d] = S[]\n"
+    d = analyze_passes(load(text)).rank("D")
+    assert d.passes == 2
+    (w,) = d.witnesses
+    assert w.tensor == ""
+    assert str(w).endswith("Z (line 5) needs S while traversing D again")
+    assert d.footprint.kind == "none"
+    assert d.to_dict()["witnesses"][0]["tensor"] is None  # type: ignore[index]

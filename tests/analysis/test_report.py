@@ -87,3 +87,28 @@ def test_unknown_rank_is_an_error(capsys, monkeypatch):
     monkeypatch.chdir(EXAMPLES.parent)
     assert main(["analyze", "passes", "examples/softmax.ein", "--rank", "Q"]) == 1
     assert "softmax has no such rank" in capsys.readouterr().err
+
+
+def test_single_rank_report_matches_the_json_of_rank(capsys, monkeypatch):
+    from einsumcc.analysis.passes import PassReport, analyze_passes
+    from einsumcc.pipeline import load
+
+    out = _run(
+        capsys,
+        monkeypatch,
+        "analyze",
+        "passes",
+        "examples/attention_3pass.ein",
+        "--json",
+        "--rank",
+        "M",
+    )
+    report = analyze_passes(load(EXAMPLES / "attention_3pass.ein"), "M").rank("M")
+    assert isinstance(report, PassReport)
+    assert report.count == 3
+    assert report.per_einsum["QK"] == 1
+    assert report.per_einsum["AV"] == 3
+    assert len(report.witnesses) == 2
+    assert report.footprint.kind == "live_fiber"
+    assert repr(report) == "<PassReport attention_3pass M: 3 passes>"
+    assert json.loads(json.dumps(report.to_dict(), sort_keys=True)) == json.loads(out)

@@ -1,6 +1,7 @@
 """The Triton backend tests need torch and triton; without a GPU they run in Triton's
-interpreter, which must be switched on before triton is first imported (so this file checks
-that triton is installed without importing it)."""
+interpreter, whose library functions must be decorated when triton is first imported (so
+this file checks that triton is installed without importing it, then lets the backend import
+it: the backend selects the interpreter through triton's knobs, never the environment)."""
 
 from __future__ import annotations
 

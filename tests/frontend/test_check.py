@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import sympy
 
-from einsumcc import EinError, evaluate, load
+from einsumcc import EinError, load
 from einsumcc.ir.nodes import Reduce
 from einsumcc.pipeline import load_with_warnings
+from einsumcc.reference import evaluate
 
 
 def warnings_of(text: str) -> list[str]:

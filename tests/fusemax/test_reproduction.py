@@ -14,8 +14,8 @@ from einsumcc import EinError, load
 from einsumcc.cli import main
 from einsumcc.reference import evaluate, random_inputs
 from einsumcc_fusemax.calibration import calibrate
-from einsumcc_fusemax.command import attribute, grouped, render_attribution, run_grid
 from einsumcc_fusemax.experiment import Point, run_point, setup, simulate_point
+from einsumcc_fusemax.grid import attribute, grouped, render_attribution, run_grid
 from einsumcc_fusemax.results import (
     DESIGNS,
     PAPER,

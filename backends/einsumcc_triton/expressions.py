@@ -1,0 +1,142 @@
+"""Expressions of an Einsum's body as tiles: constants, params, rank variables, reads of
+tensors (loaded, or computed earlier in the kernel), arithmetic and functions."""
+
+from __future__ import annotations
+
+from einsumcc.ir.nodes import (
+    Access,
+    Binary,
+    Call,
+    Const,
+    Expr,
+    ExtentRef,
+    Neg,
+    ParamRef,
+    Reduce,
+    VarRef,
+    walk,
+)
+from einsumcc.schedule.nodes import Node, ReadKind
+from einsumcc_triton import kernel_ast as ka
+from einsumcc_triton.kernel_info import TL_DTYPE, KernelParam
+from einsumcc_triton.part import Part
+from einsumcc_triton.values import Val
+
+
+class Expressions(Part):
+    """The value of an extended-Einsum expression read by a node, and the fill a node's guard
+    or survive mask applies."""
+
+    def fold(self, e: Expr) -> float | None:
+        if any(isinstance(n, Access | VarRef) for n in walk(e)):
+            return None
+        return self.low.constant(e)
+
+    def expr(self, e: Expr, reader: Node) -> Val:
+        value = self.fold(e)
+        if value is not None:
+            return Val(ka.fconst(value), (), "lit")
+        if isinstance(e, Const):
+            return Val(ka.fconst(float(e.value)), (), "lit")
+        if isinstance(e, ParamRef | ExtentRef):
+            return self.runtime_scalar(e)
+        if isinstance(e, VarRef):
+            v = self.index.var_val(e.var)
+            if not v.axes:
+                return Val(
+                    ka.call("tl.cast", v.code, ka.attr("tl", TL_DTYPE[self.low.compute])),
+                    (),
+                    self.low.compute,
+                )
+            return Val(
+                ka.FuncCall(
+                    ka.Attribute(v.code, "to"), (ka.attr("tl", TL_DTYPE[self.low.compute]),)
+                ),
+                v.axes,
+                self.low.compute,
+            )
+        if isinstance(e, Access):
+            return self.read(e, reader)
+        if isinstance(e, Neg):
+            x = self.values.compute(self.expr(e.operand, reader))
+            return Val(ka.UnaryOp("-", x.code), x.axes, x.dtype)
+        if isinstance(e, Binary):
+            return self.values.binop(e.op, self.expr(e.lhs, reader), self.expr(e.rhs, reader))
+        if isinstance(e, Call):
+            return self.call(e, reader)
+        assert isinstance(e, Reduce)
+        raise self.scope.error(reader, "a reduction inside an expression was not split out")
+
+    def runtime_scalar(self, e: ParamRef | ExtentRef) -> Val:
+        """A param or extent used as a value that is only known at run time: an fp argument
+        the launcher computes."""
+        if isinstance(e, ParamRef):
+            name = self.scope.param(
+                ("param", e.name), e.name, KernelParam("", "param", tensor=e.name)
+            )
+        else:
+            name = self.scope.param(
+                ("value", e.rank), f"{e.rank}_value", KernelParam("", "param", rank=e.rank)
+            )
+        return Val(name, (), self.low.compute)
+
+    def call(self, e: Call, reader: Node) -> Val:
+        args = [self.values.compute(self.expr(a, reader)) for a in e.args]
+        axes = self.values.union(*(a.axes for a in args))
+        codes = [self.values.expand(a, axes) for a in args]
+        nan = {"propagate_nan": ka.attr("tl", "PropagateNan", "ALL")}
+        fn = e.fn
+        if fn in ("exp", "log", "sqrt", "rsqrt", "sigmoid", "abs"):
+            code: ka.Expr = ka.call(f"tl.{fn}", *codes)
+        elif fn == "tanh":
+            self.low.helpers |= {"_ein_tanh", "_ein_expm1"}
+            code = ka.call("_ein_tanh", *codes)
+        elif fn == "relu":
+            code = ka.call("tl.maximum", codes[0], ka.fconst(0.0), **nan)
+        elif fn in ("max", "min"):
+            code = ka.call("tl.maximum" if fn == "max" else "tl.minimum", codes[0], codes[1], **nan)
+        elif fn == "safe_div":
+            self.low.helpers.add("_ein_safe_div")
+            code = ka.call("_ein_safe_div", codes[0], codes[1])
+        else:
+            raise self.scope.error(reader, f"function {fn}() has no Triton lowering")
+        return Val(code, axes, self.low.compute)
+
+    def read(self, acc: Access, reader: Node) -> Val:
+        p = self.prog.producer(acc.tensor)
+        if p is None or p.key not in self.scope.local_keys():
+            return self.memory.load(acc)
+        kind = self.prog.read_kind(acc, reader)
+        if kind is ReadKind.INIT:
+            return self.init_value(p)
+        if kind is ReadKind.CARRIED:
+            name = self.scope.state[p.key]
+            return Val(ka.name(name), self.values.state_axes(p), self.low.compute)
+        if p.key not in self.scope.env:
+            raise self.scope.error(reader, f"{acc.tensor} is read before it is computed")
+        return self.scope.env[p.key]
+
+    def init_value(self, p: Node) -> Val:
+        inits = self.c.inits_of(p.key)
+        if not inits:
+            raise self.scope.error(p, f"{p.key} has no init")
+        return self.expr(inits[0].value, p)
+
+    def fill_of(self, n: Node) -> Val:
+        t = self.c.tensor(n.key)
+        return self.expr(t.fill, n)
+
+    def apply_fill(self, n: Node, v: Val) -> Val:
+        conds = [self.index.cond_val(c) for c in self.masks.active(n, n.guard)]
+        mask = self.values.conj(conds)
+        if n.survive is not None:
+            if n.survive in self.scope.local_keys():
+                s = self.scope.env[n.survive]
+            else:
+                sv = self.prog.node(n.survive)
+                s = self.memory.load(sv.output)
+            alive = Val(ka.BinaryOp(">", s.code, ka.Literal(0)), s.axes, "i1")
+            mask = alive if mask is None else self.values.conj([mask, alive])
+        if mask is None:
+            return v
+        return self.values.where(mask, v, self.fill_of(n))

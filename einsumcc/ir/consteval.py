@@ -1,0 +1,95 @@
+"""Constant folding in plain Python floats, with numpy's IEEE results (no numpy import).
+
+The checker folds fills and params with it; :func:`einsumcc.ir.bind.eval_constant` (numpy) is
+what the oracle uses.  Both give IEEE double results: inf and nan instead of exceptions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+from einsumcc.ir.nodes import Binary, Call, Const, Expr, ExtentRef, Neg, ParamRef
+
+
+def _div(a: float, b: float) -> float:
+    if b != 0:
+        return a / b
+    if a == 0 or math.isnan(a):
+        return math.nan
+    return math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
+def _exp(x: float) -> float:
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
+
+
+def _log(x: float) -> float:
+    if math.isnan(x) or x < 0:
+        return math.nan
+    return -math.inf if x == 0 else math.log(x)
+
+
+def _sqrt(x: float) -> float:
+    return math.nan if math.isnan(x) or x < 0 else math.sqrt(x)
+
+
+def _max(a: float, b: float) -> float:
+    return math.nan if math.isnan(a) or math.isnan(b) else max(a, b)
+
+
+def _min(a: float, b: float) -> float:
+    return math.nan if math.isnan(a) or math.isnan(b) else min(a, b)
+
+
+UNARY: dict[str, Callable[[float], float]] = {
+    "exp": _exp,
+    "log": _log,
+    "sqrt": _sqrt,
+    "rsqrt": lambda x: _div(1.0, _sqrt(x)),
+    "tanh": math.tanh,
+    "sigmoid": lambda x: _div(1.0, 1.0 + _exp(-x)),
+    "relu": lambda x: _max(x, 0.0),
+    "abs": abs,
+}
+BINARY: dict[str, Callable[[float, float], float]] = {
+    "max": _max,
+    "min": _min,
+    "safe_div": lambda a, b: _div(a, b) if b != 0 else 0.0,
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": _div,
+}
+
+
+def fold_constant(e: Expr, extents: Mapping[str, int], params: Mapping[str, Expr]) -> float:
+    """Evaluate a constant expression; raises KeyError for an unknown extent or param."""
+    return _fold(e, extents, params, 0)
+
+
+def _fold(e: Expr, extents: Mapping[str, int], params: Mapping[str, Expr], depth: int) -> float:
+    if depth > 100:
+        raise RecursionError("cyclic params")
+    if isinstance(e, Const):
+        return float(e.value)
+    if isinstance(e, ExtentRef):
+        return float(extents[e.rank])
+    if isinstance(e, ParamRef):
+        return _fold(params[e.name], extents, params, depth + 1)
+    if isinstance(e, Neg):
+        return -_fold(e.operand, extents, params, depth)
+    if isinstance(e, Binary):
+        a = _fold(e.lhs, extents, params, depth)
+        b = _fold(e.rhs, extents, params, depth)
+        return BINARY[e.op](a, b)
+    if isinstance(e, Call):
+        args = [_fold(a, extents, params, depth) for a in e.args]
+        fn = UNARY.get(e.fn)
+        if fn is not None:
+            return fn(args[0])
+        return BINARY[e.fn](args[0], args[1])
+    raise KeyError(f"not a constant: {e}")
