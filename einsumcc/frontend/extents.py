@@ -10,7 +10,6 @@ from einsumcc.frontend.context import Context, UnresolvedError, line_of, suggest
 from einsumcc.ir.affine import Affine
 from einsumcc.ir.digraph import Digraph, find_cycle
 
-
 MAX_EXTENT = 2**62  # a larger extent is an error (sizes must fit in 64-bit integers)
 
 
