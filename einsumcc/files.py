@@ -49,7 +49,13 @@ def path_error(option: str, path: str | Path, exc: OSError) -> EinError:
 def atomic_path(path: str | Path, option: str = "-o") -> Iterator[Path]:
     """A temporary path to write to; renamed to ``path`` when the block ends normally."""
     target = Path(path)
-    if target.is_dir():
+    try:
+        is_dir = target.is_dir()
+    except OSError as exc:  # a name too long, a NUL-free but unusable path
+        raise path_error(option, target, exc) from None
+    except ValueError:  # an embedded NUL byte
+        raise EinError.plain(f"{option}: the path holds a NUL byte") from None
+    if is_dir:
         raise path_error(option, target, IsADirectoryError(errno.EISDIR, "is a directory"))
     try:
         fd, tmp = tempfile.mkstemp(
@@ -57,6 +63,8 @@ def atomic_path(path: str | Path, option: str = "-o") -> Iterator[Path]:
         )
     except OSError as exc:
         raise path_error(option, target, exc) from None
+    except ValueError:  # an embedded NUL byte
+        raise EinError.plain(f"{option}: the path holds a NUL byte") from None
     os.close(fd)
     part = Path(tmp)
     umask = os.umask(0)

@@ -133,18 +133,24 @@ class _Einsum:
             lhs = self.affine(c.lhs)
             rhs = self.affine(c.rhs)
             axes_c = _union(lhs, rhs)
-            val = _L(COMPARE[c.op](_align(lhs, axes_c), _align(rhs, axes_c)), axes_c)
+            cmp = COMPARE[c.op](_align(lhs, axes_c), _align(rhs, axes_c))
+            val = _L(np.asarray(cmp, dtype=bool), axes_c)
             mask = _L(_align(mask, mask.axes) & _align(val, mask.axes), mask.axes)
         return mask
 
     def affine(self, expr: sympy.Expr) -> _L:
         coeffs, const = self.ev.coefficients(expr)
         axes = tuple(sorted(coeffs))
-        total: Array = np.asarray(const, dtype=np.int64).reshape((1,) * len(axes))
+        # exact Python integers where int64 could overflow (a filter may say k < 10**300)
+        big = abs(int(const)) > 2**62 or any(abs(int(c)) > 2**31 for c in coeffs.values())
+        dtype: Any = object if big else np.int64
+        total: Array = np.asarray(int(const) if big else const, dtype=dtype)
+        total = total.reshape((1,) * len(axes))
         for i, v in enumerate(axes):
             shape = [1] * len(axes)
             shape[i] = self.ranges[v][1]
-            total = total + coeffs[v] * self.arange(v).reshape(shape)
+            coeff = int(coeffs[v]) if big else coeffs[v]
+            total = total + coeff * self.arange(v).astype(dtype).reshape(shape)
         return _L(total, axes)
 
     # -------------------------------------------------------- expressions

@@ -158,3 +158,11 @@ def test_random_inputs_are_seeded_and_rounded():
     assert np.array_equal(a["Q"], a["Q"].astype(np.float16).astype(np.float64))
     x = np.array([1.0 + 2**-10, 3.14159])
     assert np.all(np.abs(round_to_dtype(x, "bf16") - x) <= np.abs(x) * 2**-8)
+
+
+def test_a_filter_with_a_constant_beyond_int64_is_exact():
+    huge = " * ".join(["99999999999999999999"] * 5)
+    c = load(f"rank K = 4\ninput A[K]\noutput Z[K]\nZ[k] = A[k] where k * {huge} < 2 * {huge}\n")
+    a = np.arange(1.0, 5.0)
+    (z,) = evaluate(c, {"A": a}).values()
+    np.testing.assert_array_equal(z, [1.0, 2.0, 0.0, 0.0])

@@ -62,19 +62,9 @@ def run(args: argparse.Namespace) -> int:
     return run_grid_command(args)
 
 
-_GRID = (
-    "progress_bar",
-    "parallel",
-    "run_grid",
-    "grouped",
-    "reproduce",
-    "render_report",
-    "render_energy",
-    "render_deviations",
-    "render_models",
-    "attribute",
-    "render_attribution",
-)
+_GRID = ("progress_bar", "parallel", "run_grid", "grouped", "reproduce", "render_report",
+         "render_energy", "render_deviations", "render_models", "attribute",
+         "render_attribution")  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

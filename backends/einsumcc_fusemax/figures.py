@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from einsumcc.files import atomic_path
 from einsumcc_fusemax.results import DESIGNS, Design, Row
 from einsumcc_fusemax.workload import seq_label
 
@@ -33,6 +34,15 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(plt: Any, fig: Any, path: Path) -> None:
+    """Write the figure whole (a Ctrl-C leaves no partial file) and close it."""
+    try:
+        with atomic_path(path, "--out") as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+    finally:
+        plt.close(fig)
 
 
 def _grid(by_design: Mapping[str, Sequence[Row]]) -> tuple[list[str], list[int]]:
@@ -75,6 +85,7 @@ def _bars(
         ax.set_title(model)
         ax.set_xticks([j + width * (len(chosen) - 1) / 2 for j in range(len(seqs))])
         ax.set_xticklabels([seq_label(s) for s in seqs], fontsize=8)
+        ax.set_xlabel("sequence length (tokens)", fontsize=8)
         if log:
             ax.set_yscale("log")
         ax.grid(axis="y", alpha=0.3)
@@ -82,8 +93,7 @@ def _bars(
     axes[-1].legend(fontsize=7, loc="best")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, path)
     return path
 
 
@@ -93,14 +103,14 @@ def figure_utilization(by_design: Mapping[str, Sequence[Row]], out: Path) -> lis
         _bars(
             by_design,
             lambda d, r: r.util_1d,
-            "1D utilization",
+            "1D utilization (fraction of PEs busy)",
             "Fig. 6a: 1D array utilization",
             out / "fig6a_util_1d.png",
         ),
         _bars(
             by_design,
             lambda d, r: r.util_2d,
-            "2D utilization",
+            "2D utilization (fraction of PEs busy)",
             "Fig. 6b: 2D array utilization",
             out / "fig6b_util_2d.png",
         ),
@@ -124,14 +134,14 @@ def figure_einsums(by_design: Mapping[str, Sequence[Row]], out: Path, model: str
         ax.set_title(d.label, fontsize=9)
         ax.set_xticks(range(len(seqs)))
         ax.set_xticklabels([seq_label(s) for s in seqs], fontsize=8)
+        ax.set_xlabel("sequence length (tokens)", fontsize=8)
         ax.legend(fontsize=7)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].set_ylabel("2D utilization")
+    axes[0].set_ylabel("2D utilization (fraction of PEs busy)")
     fig.suptitle(f"Fig. 7: 2D utilization by Einsum ({model})")
     fig.tight_layout()
     path = out / "fig7_util_by_einsum.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, path)
     return path
 
 
@@ -154,7 +164,7 @@ def figure_relative(by_design: Mapping[str, Sequence[Row]], out: Path) -> list[P
         _bars(
             by_design,
             speedup,
-            "speedup over unfused",
+            "speedup over unfused (x)",
             "Fig. 8: attention speedup",
             out / "fig8_speedup.png",
             designs=others,
@@ -162,7 +172,7 @@ def figure_relative(by_design: Mapping[str, Sequence[Row]], out: Path) -> list[P
         _bars(
             by_design,
             energy,
-            "energy / unfused",
+            "energy relative to unfused (x)",
             "Fig. 9: attention energy",
             out / "fig9_energy.png",
             designs=others,

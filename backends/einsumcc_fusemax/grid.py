@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from einsumcc.diagnostics import EinError
+from einsumcc.files import path_error, write_text
 from einsumcc_fusemax.experiment import Point, run_point, simulate_point
 from einsumcc_fusemax.results import (
     Design,
@@ -98,13 +99,15 @@ def parallel(fn: Callable[[T], R], tasks: Sequence[T], jobs: int, name: Callable
                 ) from exc
             if done:
                 done(results[-1])
-    finally:
+    except BaseException:
         _stop(pool)
+        raise
+    pool.shutdown(wait=True)
     return results
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
-    """Cancel what has not started and end the workers (a no-op after a normal run)."""
+    """Cancel what has not started and end the workers still running."""
     procs = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for proc in procs:
@@ -167,7 +170,7 @@ def reproduce(args: argparse.Namespace) -> int:
     jobs = args.jobs if args.jobs > 0 else (os.cpu_count() or 1)
     points = [Point(d.key, m, s) for d in designs for m in models for s in seqs]
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    _mkdir(out)
     runs = ["artifact", "faithful"] if args.model == "both" else [args.model]
     tables: dict[str, dict[str, list[Row]]] = {}
     timing: dict[str, float] = {}
@@ -179,7 +182,7 @@ def reproduce(args: argparse.Namespace) -> int:
         timing[model] = time.perf_counter() - t0
         tables[model] = grouped(results, models, designs)
         target = out if model == runs[0] else out / model
-        target.mkdir(parents=True, exist_ok=True)
+        _mkdir(target)
         for d in designs:
             write_csv(d, tables[model][d.key], target)
         if not args.no_plots and _have_matplotlib(args.quiet):
@@ -192,9 +195,16 @@ def reproduce(args: argparse.Namespace) -> int:
     if len(runs) == 2:
         attribution = attribute(designs, models, seqs, args.overrides, jobs, args.quiet)
     text = render_report(tables, designs, ref_dir, out, timing, len(points), attribution, plotted)
-    (out / "summary.txt").write_text(text)
+    write_text(out / "summary.txt", text, "--out")
     sys.stdout.write(text)
     return 0
+
+
+def _mkdir(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise path_error("--out", folder, exc) from None
 
 
 def _step(bar: Any, note: str) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from einsumcc.diagnostics import EinError
+from einsumcc.files import write_text
 from einsumcc_fusemax.workload import seq_label
 
 
@@ -99,7 +100,7 @@ def render_csv(d: Design, rows: Iterable[Row]) -> str:
 
 def write_csv(d: Design, rows: Iterable[Row], directory: Path) -> Path:
     path = directory / csv_name(d)
-    path.write_text(render_csv(d, rows))
+    write_text(path, render_csv(d, rows), "--out")
     return path
 
 

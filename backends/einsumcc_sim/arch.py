@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from einsumcc.diagnostics import EinError, Source
+from einsumcc_sim import energy as energy_model
 from einsumcc_sim.names import ARCH_PRESETS
 from einsumcc_sim.tomlspan import located, parse, read
 
@@ -130,6 +131,8 @@ class Arch:
     link_latency: int
     energy: tuple[tuple[str, float], ...]  # flattened: "array2d.mac", "dram_read", ...
     area: tuple[tuple[str, float], ...] = ()
+    energy_model: str = "sourced"  # or "calibrated" (einsumcc_sim.energy)
+    energy_sources: tuple[tuple[str, str], ...] = ()  # field -> where its figure comes from
 
     def array(self, kind: str) -> ArrayArch:
         if kind == "2d":
@@ -223,6 +226,8 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str], source: str) 
 
 
 _TOP_KEYS = ("version", "name", "clock_hz")
+_TABLES = ("energy", "array2d", "array1d", "buffer", "dram", "link", "area", "ops")
+_MISSING_HINT = "an architecture file sets what docs/simulator.md shows; start from a preset"
 
 
 class _Reader:
@@ -244,7 +249,11 @@ class _Reader:
         self.used.add(name)
         if name not in self.t:
             if default is ...:
-                raise self.fail(name, "missing")
+                where = f"[{self.prefix.rstrip('.')}]" if self.prefix else "the file"
+                what = "table" if name in _TABLES else "key"
+                raise self.fail(
+                    name, f"missing: {where} has no {what} '{name}'", hint=_MISSING_HINT
+                )
             return default
         return self.t[name]
 
@@ -327,7 +336,8 @@ def validate_arch(raw: Mapping[str, Any], source: str) -> Arch:
     if not isinstance(name, str):
         raise top.fail("name", f"expected a string, got {name!r}")
     clock = top.int("clock_hz")
-    energy = _Reader(top.table("energy"), "energy.", source)
+    energy_table, energy_kind, energy_sources = energy_model.select(top.table("energy"), source)
+    energy = _Reader(energy_table, "energy.", source)
     flat: dict[str, float] = {}
     for key in ("dram_read", "dram_write", "buffer_read", "buffer_write"):
         flat[key] = energy.number(key)
@@ -415,4 +425,6 @@ def validate_arch(raw: Mapping[str, Any], source: str) -> Arch:
         link,
         tuple(sorted(flat.items())),
         tuple(area),
+        energy_kind,
+        energy_sources,
     )

@@ -149,6 +149,8 @@ def run(args: argparse.Namespace, cascade: Cascade, dims: dict[str, int]) -> int
         sys.stdout.write(mapping.render())
         return 0
     check_budget(args, cascade, dims)
+    if args.plot:
+        _check_plot_path(args.plot)
     with limits(run_limits(args)):
         report = simulate_request(cascade, req, dims, work, functional=args.functional)
         if args.functional:
@@ -161,6 +163,23 @@ def run(args: argparse.Namespace, cascade: Cascade, dims: dict[str, int]) -> int
     if report.functional is not None and not report.functional["ok"]:
         return 1
     return 0
+
+
+def _check_plot_path(path: str) -> None:
+    """``--plot`` into a folder that is not there fails before the simulation, not after."""
+    import errno
+    from pathlib import Path
+
+    from einsumcc.files import path_error
+
+    try:
+        Path(path).stat()  # a name too long, a part that is not a folder...
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise path_error("--plot", path, exc) from None
+    if not Path(path).parent.is_dir():
+        raise path_error("--plot", path, FileNotFoundError(errno.ENOENT, "no such folder"))
 
 
 def run_limits(args: argparse.Namespace) -> Limits:

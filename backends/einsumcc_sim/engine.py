@@ -52,6 +52,13 @@ __all__ = ["NEG", "Carry", "Counters", "Engine", "Event", "Period", "Rec"]
 Ranges = dict[str, tuple[int, int]]
 
 
+def _progress(total_ops: int, exact: bool, functional: bool) -> Any:
+    """The progress bar of one run; fast mode jumps over steady states, so its count of ops
+    has no known end."""
+    mode = "--functional" if functional else "--exact" if exact else ""
+    return bar(total_ops if exact else None, f"simulate {mode}".rstrip())
+
+
 class Engine:
     """Walks a program's loop tree and times every op and transfer (see the module's
     docstring).  Its state is one object per simulated resource (:mod:`einsumcc_sim.state`);
@@ -109,7 +116,7 @@ class Engine:
         self.total_ops = op_count(self.p)
         if self.exact and self.total_ops > self.max_ops:  # before it starts
             raise too_many_ops(0, self.max_ops, self.total_ops, True)
-        self.bar = bar(self.total_ops, "simulate --exact" if self.exact else "simulate")
+        self.bar = _progress(self.total_ops, self.exact, self.on_op is not None)
         try:
             self.node(self.p.root, (), {})
             self.flush_all()

@@ -88,10 +88,19 @@ def too_many_ops(done: int, budget: int, total: int, exact: bool) -> EinError:
     )
 
 
-def bar(total: int, desc: str) -> Any:
+def bar(total: int | None, desc: str) -> Any:
     """A tqdm bar on stderr when :func:`current` asks for one, else None."""
     if not current().progress:
         return None
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="op", unit_scale=True, delay=0.5, leave=False)
+
+
+def search_bar(total: int) -> Any:
+    """The default-mapping search's bar over its candidates (shown once it takes a while)."""
+    if not current().progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="default mapping", unit="step", delay=1.0, leave=False)

@@ -10,10 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from einsumcc.files import atomic_path, path_error
 from einsumcc.ir.bind import bind
 from einsumcc.ir.cascade import Cascade
 from einsumcc_sim.arch import Arch
+from einsumcc_sim.energy import breakdown, label
 from einsumcc_sim.engine import Engine, Event, Period
+from einsumcc_sim.limits import search_bar
 from einsumcc_sim.mapping import FIT, default_mapping, default_recipes
 from einsumcc_sim.mapping import Mapping as SimMapping
 from einsumcc_sim.model import FAITHFUL, ModelOptions
@@ -62,6 +65,7 @@ class SimReport:
     functional: dict[str, Any] | None = None
     model: str = "faithful"  # the cost model (einsumcc_sim.model)
     rf_accesses: dict[str, int] = field(default_factory=dict)  # register-file reads + writes
+    energy_model: str = "sourced"  # einsumcc_sim.energy: sourced, or calibrated (labelled)
     # what the request took: lowerings, engine runs, default-mapping candidates (not a result)
     work: dict[str, int] | None = field(default=None, compare=False)
 
@@ -123,6 +127,7 @@ class SimReport:
             "buffer_accesses": self.buffer_accesses,
             "rf_accesses": self.rf_accesses,
             "energy_pj": self.energy_pj,
+            "energy_model": self.energy_model,
             "energy_breakdown_pj": self.energy_breakdown_pj,
             "spill_fraction": self.spill_fraction,
             "buffer_bytes_needed": self.buffer_need,
@@ -180,7 +185,8 @@ def _render_head(d: Mapping[str, Any], clock_hz: int) -> list[str]:
         f"(read {d['dram_read_bytes']:,}, write {d['dram_write_bytes']:,})",
         f"  buffer        {bread:,} words read, "
         f"{bwrite:,} written; spill fraction {d['spill_fraction']:.3f}",
-        f"  energy        {d['energy_pj']:.6g} pJ",
+        f"  energy        {d['energy_pj']:.6g} pJ, "
+        f"energy model {label(d.get('energy_model', 'sourced'))}",
     ]
     g = d.get("scalesim_gap")
     if g is not None:
@@ -215,27 +221,7 @@ def _render_tail(d: Mapping[str, Any]) -> list[str]:
 
 
 def _energy(arch: Arch, counters: Mapping[str, float], itemsize: int) -> dict[str, float]:
-    out: dict[str, float] = {}
-    e = dict(arch.energy)
-    for key, n in counters.items():
-        if key.startswith("act."):
-            _, arr, act = key.split(".", 2)
-            pj = e.get(f"{arr}.{act}", 0.0)
-            short = "2d" if arr == "array2d" else "1d"
-            comp = f"{short}.rf" if act.startswith("rf_") else f"{short}.{act}"
-            out[comp] = out.get(comp, 0.0) + n * pj
-    dbits = e["dram_access_bits"]
-    out["dram"] = (
-        counters.get("dram.read_bytes", 0) * 8 / dbits * e["dram_read"]
-        + counters.get("dram.write_bytes", 0) * 8 / dbits * e["dram_write"]
-    )
-    bbits = e["buffer_access_bits"]
-    writes = counters.get("buffer.write_words", 0) + counters.get("buffer.fill_words", 0)
-    out["buffer"] = (
-        counters.get("buffer.read_words", 0) * itemsize * 8 / bbits * e["buffer_read"]
-        + writes * itemsize * 8 / bbits * e["buffer_write"]
-    )
-    return out
+    return breakdown(dict(arch.energy), counters, itemsize)
 
 
 def build_report(prog: SimProgram, eng: Engine, mode: str) -> SimReport:
@@ -311,6 +297,7 @@ def build_report(prog: SimProgram, eng: Engine, mode: str) -> SimReport:
         eng.periods,
         busy,
         model=prog.model.name,
+        energy_model=arch.energy_model,
         rf_accesses={
             a: int(c.get(f"act.array{a}.rf_read", 0) + c.get(f"act.array{a}.rf_write", 0))
             for a in ("2d", "1d")
@@ -372,7 +359,11 @@ def default_for(
     extents = {v: int(b.extents[r]) for v, r in cascade.var_ranks.items()}
     pool: list[tuple[SimMapping, SimProgram]] = []
     error: BufferOverflowError | None = None
-    for i, (outer, chunked) in enumerate(default_recipes(cascade)):
+    recipes = default_recipes(cascade)
+    shown = search_bar(2 * len(recipes))  # each lowered, then (at most) each simulated
+    for i, (outer, chunked) in enumerate(recipes):
+        if shown is not None:
+            shown.update(1)
         candidate = default_mapping(cascade, arch, extents, outer, chunked)
         try:
             prog = _candidate(cascade, arch, candidate, dims, timing, model, work)
@@ -380,15 +371,26 @@ def default_for(
             error = error or exc
             continue
         if i == 0 and prog.spill_fraction == 0:
+            if shown is not None:
+                shown.close()
             return candidate
         pool.append(_refined(cascade, arch, (candidate, prog), outer, chunked, extents, dims,
                              timing, model, work))  # fmt: skip
-    if not pool:
-        assert error is not None
-        raise error
-    if len(pool) == 1:
-        return pool[0][0]
-    return min(pool, key=lambda entry: int(run_engine(entry[1], work).makespan))[0]
+    try:
+        if not pool:
+            assert error is not None
+            raise error
+        if len(pool) == 1:
+            return pool[0][0]
+        cycles = []
+        for entry in pool:  # the runs take the time: the bar counts them too
+            cycles.append(int(run_engine(entry[1], work).makespan))
+            if shown is not None:
+                shown.update(1)
+        return pool[cycles.index(min(cycles))][0]
+    finally:
+        if shown is not None:
+            shown.close()
 
 
 def _candidate(
@@ -434,7 +436,20 @@ def _refined(
 
 
 def plot_timeline(report: SimReport, path: str | Path, names: Sequence[str] = ()) -> None:
-    """A Gantt chart of the ops on both arrays and DRAM: the prologue and one steady period."""
+    """A Gantt chart of the ops on both arrays and DRAM: the prologue and one steady period,
+    written whole to ``path`` (``--plot``; a bad path is an error naming the option)."""
+    plt, fig = timeline_figure(report)
+    try:
+        with atomic_path(path, "--plot") as tmp:
+            fig.savefig(tmp, dpi=120, format=_format(path))
+    except OSError as exc:
+        raise path_error("--plot", path, exc) from None
+    finally:
+        plt.close(fig)
+
+
+def timeline_figure(report: SimReport) -> tuple[Any, Any]:
+    """pyplot and the figure of :func:`plot_timeline` (Agg: no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -465,7 +480,8 @@ def plot_timeline(report: SimReport, path: str | Path, names: Sequence[str] = ()
     for p in report.periods[-1:]:
         ax.axvspan(p.start, p.end, color="grey", alpha=0.15, label="one steady-state period")
     ax.set_yticks(range(3), ["2D array", "1D array", "DRAM"])
-    ax.set_xlabel("cycle")
+    ax.set_xlabel("time (cycles)")
+    ax.set_ylabel("resource (busy spans)")
     ax.set_xlim(0, max(end, 1))
     ax.invert_yaxis()
     from matplotlib.patches import Rectangle
@@ -479,5 +495,10 @@ def plot_timeline(report: SimReport, path: str | Path, names: Sequence[str] = ()
         fontsize=9,
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return plt, fig
+
+
+def _format(path: str | Path) -> str:
+    """The image format ``path``'s suffix names (png when it names none matplotlib knows)."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    return suffix if suffix in ("png", "pdf", "svg", "jpg", "jpeg", "eps", "ps") else "png"

@@ -19,7 +19,7 @@ from einsumcc.files import path_error
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?")
 _KEY = re.compile(r"^\s*((?:\"[^\"]*\"|[\w-]+)(?:\s*\.\s*(?:\"[^\"]*\"|[\w-]+))*)\s*=")
 _PART = re.compile(r"\"([^\"]*)\"|([\w-]+)")
-_KEY_PATH = re.compile(r"^([\w\"\[\].$-]+): ")
+_KEY_PATH = re.compile(r"^([\w\"\[\].${}-]+): ")
 _TOML_AT = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
@@ -92,6 +92,38 @@ def _value_span(source: Source, key: Span, message: str) -> Span:
     return Span(key.file, key.line, start + 1, key.line, end + 1)
 
 
+_END = "(at end of document)"
+
+
+def _end(source: Source) -> Span:
+    """Just past the last character of the file."""
+    lines = source.text.splitlines() or [""]
+    col = len(lines[-1]) + 1
+    return Span(source.name, len(lines), col, len(lines), col + 1)
+
+
+def _first(source: Source) -> Span:
+    """The first line that is neither blank nor a comment (else the first line)."""
+    for no, line in enumerate(source.text.splitlines(), 1):
+        text = line.strip()
+        if text and not text.startswith("#"):
+            col = len(line) - len(line.lstrip()) + 1
+            return Span(source.name, no, col, no, col + len(text.split(" #")[0].rstrip()))
+    return Span(source.name, 1, 1, 1, 2)
+
+
+def _quoted(source: Source, message: str) -> Span | None:
+    """Where the file has the text that ``message`` quotes (``'${block}'``), if anywhere."""
+    q = re.search(r"'([^']+)'", message)
+    if q is None:
+        return None
+    for no, line in enumerate(source.text.splitlines(), 1):
+        at = line.find(q.group(1))
+        if at >= 0:
+            return Span(source.name, no, at + 1, no, at + 1 + len(q.group(1)))
+    return None
+
+
 def _common(a: list[str], b: list[str]) -> int:
     n = 0
     for x, y in zip(a, b, strict=False):
@@ -116,6 +148,9 @@ def located(err: EinError, source: Source, skip: frozenset[str] = frozenset()) -
                 line, col = int(at.group(1)), int(at.group(2))
                 span = Span(source.name, line, col, line, col + 1)
                 rest = _TOML_AT.sub("", rest).rstrip()
+            elif rest.startswith("invalid TOML") and rest.endswith(_END):
+                span = _end(source)
+                rest = rest.removesuffix(_END).rstrip()
             else:
                 m = _KEY_PATH.match(rest)
                 if m and m.group(1) not in skip:
@@ -123,6 +158,10 @@ def located(err: EinError, source: Source, skip: frozenset[str] = frozenset()) -
                     about = rest[m.end() :]
                     if span is not None and not about.startswith(("unknown", "no such")):
                         span = _value_span(source, span, about)
+                    if span is None:  # a key the file lacks: the file's first setting
+                        span = _first(source)
+                elif not m:
+                    span = _quoted(source, rest)
             if span is not None:
                 d = replace(d, message=rest, span=span)
                 moved = True

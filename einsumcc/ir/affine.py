@@ -52,7 +52,14 @@ def _mono_mul(a: Monomial, b: Monomial, sign: int = 1) -> Monomial:
     return tuple(sorted((s, e) for s, e in out.items() if e != 0))
 
 
-def _poly_mul(a: Poly, b: Poly) -> Poly:
+# A product with more terms than this has no canonical form here (expanding products of sums
+# grows exponentially); such an expression answers through sympy, unexpanded.
+MAX_TERMS = 4096
+
+
+def _poly_mul(a: Poly, b: Poly) -> Poly | None:
+    if len(a) * len(b) > MAX_TERMS:
+        return None
     out: dict[Monomial, Fraction] = {}
     for ma, ca in a:
         for mb, cb in b:
@@ -350,20 +357,24 @@ def _poly_of_sympy(expr: object) -> Poly | None:
         parts = [_poly_of_sympy(a) for a in e.args]
         if any(q is None for q in parts):
             return None
-        out: Poly = () if e.is_Add else _const(1)
+        out: Poly | None = () if e.is_Add else _const(1)
         for q in parts:
             assert q is not None
+            if out is None:
+                return None
             out = _poly_add(out, q) if e.is_Add else _poly_mul(out, q)
         return out
     if e.is_Pow and e.exp.is_Integer:
         base = _poly_of_sympy(e.base)
         n = int(e.exp)
-        if base is None:
+        if base is None or abs(n) > 64:
             return None
-        out = _const(1)
+        power: Poly | None = _const(1)
         for _ in range(abs(n)):
-            out = _poly_mul(out, base)
-        return out if n >= 0 else _poly_div(_const(1), out)
+            power = _poly_mul(power, base) if power is not None else None
+        if power is None:
+            return None
+        return power if n >= 0 else _poly_div(_const(1), power)
     return None
 
 

@@ -210,3 +210,38 @@ def test_a_symlinked_cache_folder_is_not_used(cache_home, tmp_path):
 def test_an_unwritable_cache_folder_is_not_an_error(cache_home):
     cache_home.mkdir(mode=0o500)
     assert parses(fresh_parser())
+
+
+# ---------------------------------------------------------------- sizes of exact arithmetic
+
+
+def test_the_integers_of_a_statement_are_bounded():
+    big = " * ".join(["9" * 100] * 11)
+    message = first_error(f"rank K = {big}\ninput A[K]\noutput Z[K]\nZ[k] = A[k]\n")
+    assert message == (
+        "<string>:1:1040: error: the integers of this statement have more than 1000 digits"
+    )
+
+
+def test_a_huge_extent_is_an_error_and_its_dependents_are_not_computed():
+    big = " * ".join(["9" * 100] * 9)
+    square = " * ".join(["K"] * 150)
+    text = f"rank K = {big}\nrank L = {square}\ninput A[L]\noutput Z[L]\nZ[l] = A[l]\n"
+    assert first_error(text) == "<string>:1:10: error: extent of K is too large (more than 2**62)"
+
+
+def test_a_long_chain_of_derived_extents_is_computed_once_each():
+    # each extent uses the two before it: without memoisation this took exponential time
+    chain = "".join(f"rank A{i} = A{i - 1} + A{i - 2}\n" for i in range(2, 80))
+    text = f"rank A0 = 1\nrank A1 = 1\n{chain}input X[A60]\noutput Z[A60]\nZ[a60] = X[a60]\n"
+    from einsumcc.ir.bind import bind
+
+    extents = bind(load(text), {}).extents
+    assert extents["A60"] == 2504730781961  # Fibonacci(61)
+    assert extents["A79"] == 23416728348467685
+
+
+def test_a_product_of_many_sums_in_an_index_is_not_expanded():
+    product = " * ".join(["(k + K + 1 + j + J)"] * 40)
+    text = f"rank K = 2\nrank J = 2\ninput A[K]\noutput Z[K, J]\nZ[k, j] = A[{product}]\n"
+    assert first_error(text).endswith("error: an index must be affine in rank variables")
