@@ -54,7 +54,9 @@ def main() -> int:
     )
     python = Path(args.einsumcc).parent / "python"  # the interpreter of that installation
     exe = str(python) if python.exists() else sys.executable
-    out = subprocess.run([exe, "-c", probe], capture_output=True, text=True, check=False)
+    out = subprocess.run(  # from /, so that the probe imports the installed einsumcc
+        [exe, "-c", probe], capture_output=True, text=True, check=False, cwd="/"
+    )
     loaded = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else "?"
     print(f"modules a check imports (of {', '.join(HEAVY)}): {loaded or 'none'}")
     return 0

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import einsumcc.derive as _derive_stage  # noqa: F401 - loaded first: `derive` below is the API
 from einsumcc import backend, pipeline
 from einsumcc.diagnostics import EinError, Source
 from einsumcc.ir.cascade import Cascade
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
     from einsumcc.analysis.cost import CostReport
     from einsumcc.analysis.passes import PassReport
+    from einsumcc.derive import Derivation
 
 __version__ = "0.1.0"
 __all__ = [
@@ -41,9 +43,11 @@ __all__ = [
     "backends",
     "compile",
     "cost",
+    "derive",
     "evaluate",
     "example",
     "load",
+    "map",
     "passes",
     "simulate",
 ]
@@ -92,6 +96,27 @@ def passes(cascade: Spec, rank: str) -> PassReport:
     {'M': 3}
     """
     return pipeline.passes(pipeline.as_cascade(spec=cascade), rank)
+
+
+def derive(cascade: Spec, rank: str, *, tile: tuple[str, int] | None = None) -> Derivation:
+    """Rewrite a cascade into an equivalent one with fewer passes over ``rank``
+    (``einsumcc derive``): division deferral, running max with exp correction factors,
+    moments, sink folding, fusion.  The frozen :class:`~einsumcc.derive.Derivation` holds the
+    derived cascade and its `.ein` text, the rewrites with their sympy certificates, the pass
+    bounds before and after and why each remaining pass exists.  ``tile=("M0", 64)`` walks
+    the rank by tiles of 64 (FlashAttention's form); without it, one element per step.
+
+    >>> d = einsumcc.derive(einsumcc.example("attention_3pass.ein"), "M")
+    >>> d.passes_before, d.passes_after, d.proved
+    (3, 1, True)
+    >>> print(d.cascade.outputs[0].name, [a.rewrite for a in d.rewrites][-1])
+    AV fusion
+    >>> d.check(dims={"M": 16, "P": 4}).ok       # the oracle, random and ±80 scores
+    True
+    >>> einsumcc.derive(einsumcc.example("softmax.ein"), "M").passes_after
+    2
+    """
+    return pipeline.derive(pipeline.as_cascade(cascade), rank, tile)
 
 
 def cost(cascade: Spec) -> CostReport:
@@ -148,6 +173,31 @@ def simulate(
     dims = {k: v for k, v in options.items() if isinstance(v, int) and not isinstance(v, bool)}
     rest = {k: v for k, v in options.items() if k not in dims}
     return pipeline.simulate(pipeline.as_cascade(cascade), arch, mapping, dims, target, **rest)
+
+
+def map(
+    cascade: Spec,
+    arch: str = "fusemax",
+    *,
+    objective: str = "cycles",
+    budget: int | None = None,
+    time: float | None = None,
+    target: str = "sim",
+    **dims: int,
+) -> Any:
+    """Search the mappings of a cascade onto an architecture (``einsumcc map``) for the best by
+    ``objective`` (``cycles``, ``energy`` or ``edp``), within ``budget`` simulations or
+    ``time`` seconds.  The frozen result has ``.best`` (cycles, energy, the mapping), the
+    Pareto front of cycles and energy, the mappings considered and simulated, and
+    ``.to_dict()``, the object ``einsumcc map --json`` prints.
+
+    >>> c = einsumcc.load(einsumcc.example("matmul.ein"), M=64, N=64, K=64)
+    >>> r = einsumcc.map(c, arch="systolic", budget=4)
+    >>> r.best.cycles <= einsumcc.simulate(c, arch="systolic").cycles
+    True
+    """
+    return pipeline.map(pipeline.as_cascade(cascade), arch, dims, target, objective=objective,
+                        budget=budget, time=time)  # fmt: skip
 
 
 def backends() -> list[str]:

@@ -9,7 +9,8 @@ distribution's metadata (``pyproject.toml``)::
 The core never imports a backend's modules: it loads the registered object through
 ``importlib.metadata`` and uses only the protocols below.  Every backend has a name and may add
 command-line subcommands; what else it can do is told by the capability protocols it satisfies
-(:class:`Compiler`, :class:`Runner`, :class:`Simulator`, :class:`Tour`).
+(:class:`Compiler`, :class:`Runner`, :class:`Simulator`, :class:`Mapper`,
+:class:`Tour`).
 
 >>> "sim" in names() and "triton" in names()
 True
@@ -103,6 +104,13 @@ class Simulator(Protocol):
         dims: Mapping[str, int],
         **options: Any,
     ) -> SimReport: ...
+
+
+@runtime_checkable
+class Mapper(Protocol):
+    """A backend that searches mappings of a cascade onto a machine (``einsumcc.map``)."""
+
+    def map(self, cascade: Cascade, arch: str, dims: Mapping[str, int], **options: Any) -> Any: ...
 
 
 @runtime_checkable
@@ -209,6 +217,12 @@ def compiler(name: str) -> Compiler:
 def runner(name: str) -> Runner:
     """Backend ``name`` as a :class:`Runner` (``einsumcc run --target``), or a clear error."""
     found: Runner = _capable(name, Runner, "run a cascade")
+    return found
+
+
+def mapper(name: str) -> Mapper:
+    """Backend ``name`` as a :class:`Mapper`, or a clear error."""
+    found: Mapper = _capable(name, Mapper, "search mappings")
     return found
 
 

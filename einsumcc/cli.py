@@ -398,12 +398,63 @@ def cmd_analyze_passes(args: argparse.Namespace) -> int:
         objs = [passes_json(rep, ext) for _, _, rep, ext in reports]
         print(json.dumps(objs[0] if len(objs) == 1 else objs, indent=2, sort_keys=True))
         return 0
-    for _, _, rep, ext in reports:
+    for _, cascade, rep, ext in reports:
         sys.stdout.write(render_passes(rep, ext))
+        if args.explain:
+            sys.stdout.write(_explain(cascade, args.rank))
     if len(reports) > 1:
         print()
         sys.stdout.write(render_taxonomy([(p, rep) for p, _, rep, _ in reports]))
     return 0
+
+
+def _explain(cascade: Cascade, rank: str | None) -> str:
+    """``--explain``: for every extra pass, the rewrite that would remove it, or why none
+    applies."""
+    from einsumcc.derive.explain import explain
+
+    lines: list[str] = []
+    for r in [rank] if rank is not None else [x.name for x in cascade.ranks]:
+        found = explain(cascade, r)
+        if found:
+            lines.append(f"{cascade.name}: extra passes over {r}")
+            lines.extend(f"  {line}" for line in found)
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _parse_tile(text: str | None) -> tuple[str, int] | None:
+    from einsumcc.options import parse_assignments
+
+    if text is None:
+        return None
+    tiles = parse_assignments([text], "--tile", "M0=64")
+    if len(tiles) != 1:
+        raise EinError.plain(f"--tile {text}: name one tile rank", hint="--tile M0=64")
+    return next(iter(tiles.items()))
+
+
+def cmd_derive(args: argparse.Namespace) -> int:
+    from einsumcc.pipeline import derive
+
+    cascade = load_and_warn(args.file)
+    d = derive(cascade, args.rank, _parse_tile(args.tile))
+    if args.output:
+        write_text(Path(args.output), d.text)
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(d.text)
+    out = sys.stdout if args.output else sys.stderr
+    print(d.summary(), file=out)
+    if not args.check:
+        return 0
+    print("certificates (sympy):", file=out)
+    for rewrite, cert in d.certificates:
+        print(f"  {rewrite}: {cert}", file=out)
+    if not d.certificates:
+        print("  (no rewrite applied)", file=out)
+    check = d.check(seed=args.seed)
+    print(check, file=out)
+    return 0 if check.ok and d.proved else 1
 
 
 def cmd_analyze_cost(args: argparse.Namespace) -> int:
@@ -472,6 +523,27 @@ def _add_core_commands(sub: backend.Subcommands) -> None:
         b.add_run_options(p)
     p.set_defaults(handler=cmd_run)
 
+    p = sub.add_parser(
+        "derive", help="rewrite a cascade to fewer passes over a rank, with a certificate"
+    )
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--rank", required=True, help="the rank whose passes to lower")
+    p.add_argument("-o", "--output", metavar="OUT.ein", help="write the derived cascade here")
+    p.add_argument(
+        "--tile",
+        metavar="R0=N",
+        help="walk the rank by tiles of N (adds rank R0 = N, R1 = R / R0 and a split); "
+        "default: one element per step, or the rank's own split",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="print the sympy certificates and compare with the original on the oracle "
+        "(random inputs and scores scaled to ±80); exit 1 on a failure",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the --check inputs (default 0)")
+    p.set_defaults(handler=cmd_derive)
+
     p = sub.add_parser("show", help="print the canonical IR of a cascade (valid .ein)")
     p.add_argument("file", metavar="FILE")
     add_dims(p)
@@ -491,6 +563,11 @@ def _add_core_commands(sub: backend.Subcommands) -> None:
     q.add_argument("files", nargs="+", metavar="FILE")
     q.add_argument("--rank", help="report only this rank")
     q.add_argument("--json", action="store_true", help="print JSON on stdout")
+    q.add_argument(
+        "--explain",
+        action="store_true",
+        help="name, for every extra pass, the rewrite that would remove it or why none applies",
+    )
     add_dims(q)
     q.set_defaults(handler=cmd_analyze_passes)
     q = asub.add_parser("cost", help="operation counts and compulsory traffic per Einsum")

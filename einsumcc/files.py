@@ -41,6 +41,8 @@ def path_error(option: str, path: str | Path, exc: OSError) -> EinError:
         errno.ENOSPC: "no space left on the device",
         errno.ENOTDIR: "a part of the path is not a folder",
     }
+    if exc.errno == errno.ENOENT and Path(path).parent.is_dir():
+        reasons[errno.ENOENT] = "no such file"
     reason = reasons.get(exc.errno or 0, exc.strerror or str(exc))
     return EinError.plain(f"{option} {shown}: {reason}")
 

@@ -36,16 +36,18 @@ if TYPE_CHECKING:
 
     from einsumcc.analysis.cost import CostReport
     from einsumcc.analysis.passes import PassReport
+    from einsumcc.derive import Derivation
 
 
 def source_of(spec: str | Path | Source) -> Source:
     """A path to a `.ein` file, or `.ein` text itself (anything containing a newline)."""
     if isinstance(spec, Source):
         return spec
-    if isinstance(spec, Path) or ("\n" not in spec and spec.endswith(".ein")):
+    if isinstance(spec, Path):
         return Source.from_path(spec)
-    if "\n" not in spec and Path(spec).is_file():
-        return Source.from_path(spec)
+    one_line = "\n" not in spec
+    if one_line and (spec.endswith(".ein") or "/" in spec or " " not in spec.strip()):
+        return Source.from_path(spec)  # a path: a missing file or a folder is an error here
     return Source("<string>", spec)
 
 
@@ -111,6 +113,20 @@ def passes(cascade: Cascade, rank: str) -> PassReport:
     return analyze_passes(cascade, rank).rank(rank)
 
 
+def derive(cascade: Cascade, rank: str, tile: tuple[str, int] | None = None) -> Derivation:
+    """Rewrite ``cascade`` to fewer passes over ``rank`` (:mod:`einsumcc.derive`)."""
+    from einsumcc.derive import derive as run
+
+    if rank not in cascade.var_ranks.values():
+        raise EinError.plain(
+            f"{cascade.name} has no rank '{rank}'",
+            hint="ranks: " + ", ".join(r.name for r in cascade.ranks),
+        )
+    if tile is not None and tile[1] <= 0:
+        raise EinError.plain(f"--tile {tile[0]}={tile[1]}: the tile size must be positive")
+    return run(cascade, rank, tile)
+
+
 def cost(cascade: Cascade) -> CostReport:
     from einsumcc.analysis.cost import analyze_cost
 
@@ -145,3 +161,9 @@ def simulate(
 ) -> backend.SimReport:
     simulator = backend.simulator(target)
     return simulator.simulate(cascade, arch, mapping, dims_of(cascade, dims), **options)
+
+
+def map(
+    cascade: Cascade, arch: str, dims: Mapping[str, int], target: str = "sim", **options: Any
+) -> Any:
+    return backend.mapper(target).map(cascade, arch, dims_of(cascade, dims), **options)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ import numpy as np
 import sympy
 
 from einsumcc.diagnostics import EinError
+from einsumcc.ir.affine import Affine
 from einsumcc.ir.bind import (
     ARITH,
     BINARY,
@@ -45,22 +46,31 @@ from einsumcc.ir.bind import (
     index_coefficients,
 )
 from einsumcc.ir.cascade import Cascade, Recurrence
+from einsumcc.ir.features import pointwise
 from einsumcc.ir.nodes import (
     Access,
     Binary,
     Call,
+    Compare,
     Condition,
     Const,
     Einsum,
     Expr,
     ExtentRef,
+    Init,
+    Logic,
     Neg,
+    Not,
     ParamRef,
     Reduce,
     Role,
+    Select,
     Tensor,
     VarRef,
+    children,
+    free_variables,
     is_var_symbol,
+    walk,
 )
 
 Array = np.ndarray
@@ -98,6 +108,10 @@ def _align(x: _L, axes: tuple[str, ...]) -> Array:
     return arr.reshape(shape)
 
 
+def _variables(c: Condition | Expr) -> frozenset[str]:
+    return c.variables if isinstance(c, Condition) else free_variables(c)
+
+
 def _union(*xs: _L) -> tuple[str, ...]:
     out: list[str] = []
     for x in xs:
@@ -124,19 +138,27 @@ class _Einsum:
         return np.arange(start, start + n)
 
     # -------------------------------------------------------- conditions
-    def cond_mask(self, conds: list[Condition]) -> _L:
-        axes: list[str] = []
+    def cond_mask(
+        self, conds: Sequence[Condition | Expr], scope: frozenset[str] = frozenset()
+    ) -> _L:
+        """The points where every condition holds: affine ``where`` conditions and (v2)
+        conditions of any values (``mask``), evaluated point by point."""
+        vals: list[_L] = []
         for c in conds:
-            axes.extend(v for v in sorted(c.variables) if v not in axes)
-        mask = _L(np.ones((1,) * len(axes), dtype=bool), tuple(axes))
-        for c in conds:
-            lhs = self.affine(c.lhs)
-            rhs = self.affine(c.rhs)
-            axes_c = _union(lhs, rhs)
-            cmp = COMPARE[c.op](_align(lhs, axes_c), _align(rhs, axes_c))
-            val = _L(np.asarray(cmp, dtype=bool), axes_c)
-            mask = _L(_align(mask, mask.axes) & _align(val, mask.axes), mask.axes)
-        return mask
+            if isinstance(c, Condition):
+                lhs = self.affine(c.lhs)
+                rhs = self.affine(c.rhs)
+                axes_c = _union(lhs, rhs)
+                cmp = COMPARE[c.op](_align(lhs, axes_c), _align(rhs, axes_c))
+            else:
+                val = self.expr(c, scope)
+                cmp, axes_c = val.a, val.axes
+            vals.append(_L(np.asarray(cmp, dtype=bool), axes_c))
+        axes = _union(*vals)
+        mask: Array = np.ones((1,) * len(axes), dtype=bool)
+        for v in vals:
+            mask = mask & _align(v, axes)
+        return _L(mask, axes)
 
     def affine(self, expr: sympy.Expr) -> _L:
         coeffs, const = self.ev.coefficients(expr)
@@ -173,6 +195,8 @@ class _Einsum:
             b = self.expr(e.rhs, scope)
             axes = _union(a, b)
             return _L(ARITH[e.op](_align(a, axes), _align(b, axes)), axes)
+        if isinstance(e, Compare | Logic | Not | Select):
+            return self.condition(e, scope)
         if isinstance(e, Call):
             args = [self.expr(x, scope) for x in e.args]
             axes = _union(*args)
@@ -183,12 +207,37 @@ class _Einsum:
         assert isinstance(e, Reduce)
         return self.reduce(e, scope)
 
+    def condition(self, e: Compare | Logic | Not | Select, scope: frozenset[str]) -> _L:
+        """(v2) comparisons, ``and``, ``or``, ``not`` (boolean arrays) and ``select``."""
+        if isinstance(e, Not):
+            x = self.expr(e.operand, scope)
+            return _L(np.logical_not(x.a), x.axes)
+        if isinstance(e, Select):
+            c, a, b = (self.expr(x, scope) for x in (e.cond, e.then, e.other))
+            axes = _union(c, a, b)
+            out = np.where(_align(c, axes), _align(a, axes), _align(b, axes))
+            return _L(np.asarray(out, dtype=np.float64), axes)
+        parts = [self.expr(x, scope) for x in children(e)]
+        axes = _union(*parts)
+        vals = [_align(x, axes) for x in parts]
+        if isinstance(e, Compare):
+            return _L(np.asarray(COMPARE[e.op](vals[0], vals[1]), dtype=bool), axes)
+        combine = np.logical_and if e.op == "and" else np.logical_or
+        out = vals[0]
+        for v in vals[1:]:
+            out = combine(out, v)
+        return _L(np.asarray(out, dtype=bool), axes)
+
+    def conditions(self) -> list[Condition | Expr]:
+        """The conjuncts of the Einsum's filter: ``where`` then ``mask``."""
+        return [*self.e.where, *self.e.mask]
+
     def reduce(self, e: Reduce, scope: frozenset[str]) -> _L:
         inner = scope | set(e.variables)
         conds = [
             c
-            for c in self.e.where
-            if c.variables & set(e.variables) and c.variables <= inner | set(self.lhs)
+            for c in self.conditions()
+            if _variables(c) & set(e.variables) and _variables(c) <= inner | set(self.lhs)
         ]
         if e.op == "sum":
             fast = self.sum_of_products(e, inner, conds)
@@ -199,7 +248,7 @@ class _Einsum:
         full_shape = [self.ranges[v][1] if v in e.variables else 1 for v in axes]
         arr = _align(body, axes)
         if conds:
-            mask = self.cond_mask(conds)
+            mask = self.cond_mask(conds, inner)
             axes2 = _union(_L(arr, axes), mask)
             arr = np.where(_align(mask, axes2), _align(_L(arr, axes), axes2), REDUCE_IDENTITY[e.op])
             axes = axes2
@@ -211,7 +260,7 @@ class _Einsum:
         return _L(np.asarray(out), tuple(v for v in axes if v not in e.variables))
 
     def sum_of_products(
-        self, e: Reduce, scope: frozenset[str], conds: list[Condition]
+        self, e: Reduce, scope: frozenset[str], conds: list[Condition | Expr]
     ) -> _L | None:
         factors: list[_L] = []
         sign = 1.0
@@ -239,7 +288,7 @@ class _Einsum:
                 return None
             if not all(np.isfinite(f.a).all() for f in factors):
                 return None
-            mask = self.cond_mask(conds)
+            mask = self.cond_mask(conds, scope)
             factors.append(_L(mask.a.astype(np.float64), mask.axes))
         scalar = sign
         for f in [f for f in factors if not f.axes]:
@@ -312,8 +361,15 @@ class _Einsum:
         return _L(np.broadcast_to(out, shape), axes_t)
 
     def access_valid(self, acc: Access, axes: tuple[str, ...]) -> Array | None:
-        """Points of an access that survive the Einsum's filter (None: no filter applies)."""
-        conds = [c for c in self.e.where if c.variables <= set(axes)]
+        """Points of an access that survive the Einsum's filter (None: no filter applies).
+
+        The filter's conditions that read no tensor count (reading one could recurse)."""
+        conds = [
+            c
+            for c in self.conditions()
+            if _variables(c) <= set(axes)
+            and (isinstance(c, Condition) or not any(isinstance(n, Access) for n in walk(c)))
+        ]
         if not conds:
             return None
         mask = self.cond_mask(conds)
@@ -337,14 +393,24 @@ class _Einsum:
         shape = tuple(self.ranges[v][1] for v in lhs)
         out = np.broadcast_to(out, shape)
         tensor = self.ev.cascade.tensor(e.name)
-        if e.where:
+        if e.filtered:
             lhs_set = set(lhs)
-            mask = self.cond_mask(list(e.where))
+            mask = self.cond_mask(self.conditions())
             reduced = tuple(i for i, v in enumerate(mask.axes) if v not in lhs_set)
             survive = _L(np.any(mask.a, axis=reduced), tuple(v for v in mask.axes if v in lhs_set))
-            fill = self.ev.fill(tensor)
+            fill = self.fill_at_output(tensor, lhs)
             out = np.where(_align(survive, lhs) if lhs else survive.a, out, fill)
         self.write(tensor, np.asarray(out, dtype=np.float64), lhs)
+
+    def fill_at_output(self, tensor: Tensor, lhs: tuple[str, ...]) -> Array | float:
+        """The fill at the points this Einsum writes: one number, or (v2) its values there."""
+        if not pointwise(tensor.fill):
+            return self.ev.fill(tensor)
+        whole = self.ev.fill_array(tensor)
+        if not lhs:
+            return whole[tuple(0 for _ in whole.shape)] if whole.ndim else whole
+        idx = [_align(self.affine(ix), lhs) for ix in self.e.output.indices]
+        return np.asarray(whole[tuple(idx)])
 
     def write(self, tensor: Tensor, values: Array, lhs: tuple[str, ...]) -> None:
         acc = self.e.output
@@ -394,32 +460,65 @@ class _Evaluator:
                 out[v] = (0, self.b.extents[self.cascade.var_ranks[v]])
         return out
 
+    def point_values(self, value: Expr, variables: tuple[str, ...]) -> Array:
+        """(v2) an init or fill value at every point of ``variables`` (axes in that order)."""
+        out = Access("_", [Affine.var(v) for v in variables])
+        ranges = {v: (0, self.b.extents[self.cascade.var_ranks[v]]) for v in variables}
+        x = _Einsum(self, Einsum(out, value), ranges).expr(value, frozenset())
+        arr = _align(x, variables) if variables else np.asarray(x.a)
+        shape = tuple(ranges[v][1] for v in variables)
+        return np.broadcast_to(np.asarray(arr, dtype=np.float64), shape)
+
+    @functools.cache  # noqa: B019 - one evaluator per call of evaluate()
+    def fill_array(self, tensor: Tensor) -> Array:
+        """(v2) a fill that reads inputs or index variables, at every point of ``tensor``."""
+        own = tuple(d.rank.lower() for d in tensor.dims if not d.iterative)
+        values = self.point_values(tensor.fill, own)
+        pos = tensor.iterative_position
+        if pos is not None:
+            values = np.expand_dims(values, pos)
+        return np.broadcast_to(values, self.b.shape(tensor))
+
     def allocate(self, tensor: Tensor) -> Array:
         """The storage of ``tensor``, created holding its fill on first use."""
         if tensor.name not in self.store:
-            self.store[tensor.name] = np.full(self.b.shape(tensor), self.fill(tensor))
+            if pointwise(tensor.fill):
+                self.store[tensor.name] = np.array(self.fill_array(tensor))
+            else:
+                self.store[tensor.name] = np.full(self.b.shape(tensor), self.fill(tensor))
         return self.store[tensor.name]
+
+    def init(self, init: Init, params: Mapping[str, Expr]) -> None:
+        key = tuple(0 if ix.is_int(0) else slice(None) for ix in init.target.affine_indices)
+        if not pointwise(init.value):
+            self.store[init.target.tensor][key] = eval_constant(init.value, self.b.extents, params)
+            return
+        own = tuple(
+            next(iter(ix.variables)) for ix in init.target.affine_indices if not ix.is_int(0)
+        )
+        self.store[init.target.tensor][key] = self.point_values(init.value, own)
 
     def run(self) -> None:
         params = {p.name: p.value for p in self.cascade.params}
         for t in self.cascade.tensors:
             if t.is_iterative:
                 self.allocate(t)
-        for init in self.cascade.inits:
-            value = eval_constant(init.value, self.b.extents, params)
-            key = tuple(0 if ix == 0 else slice(None) for ix in init.target.indices)
-            self.store[init.target.tensor][key] = value
         with np.errstate(all="ignore"):
-            for stage in self.cascade.stages:
-                if isinstance(stage, Recurrence):
-                    x = stage.variable
-                    for i in range(self.b.extents[stage.rank]):
-                        for name in stage.einsums:
-                            e = self.cascade.einsum(name)
-                            _Einsum(self, e, self.ranges(e, {x: i})).run()
-                else:
-                    e = self.cascade.einsum(stage)
-                    _Einsum(self, e, self.ranges(e, {})).run()
+            for init in self.cascade.inits:
+                self.init(init, params)
+            self.stages()
+
+    def stages(self) -> None:
+        for stage in self.cascade.stages:
+            if isinstance(stage, Recurrence):
+                x = stage.variable
+                for i in range(self.b.extents[stage.rank]):
+                    for name in stage.einsums:
+                        e = self.cascade.einsum(name)
+                        _Einsum(self, e, self.ranges(e, {x: i})).run()
+            else:
+                e = self.cascade.einsum(stage)
+                _Einsum(self, e, self.ranges(e, {})).run()
 
 
 def _as_cascade(cascade: Cascade | str | Path) -> Cascade:

@@ -50,6 +50,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argp
         metavar="KEY=VALUE",
         help="override an architecture field of every design, e.g. --set array2d.rows=128",
     )
+    q.add_argument(
+        "--energy",
+        choices=("sourced", "calibrated"),
+        default=None,
+        help="per-access energies: sourced (the artifact's table and CACTI, default) or "
+        "calibrated (buffer and register-file energies fitted to the artifact; labelled)",
+    )
     q.add_argument("--reference", metavar="DIR", help="the artifact's results to compare with")
     q.add_argument("--no-plots", action="store_true", help="skip the figures")
     q.add_argument("--quiet", action="store_true", help="no progress bar")

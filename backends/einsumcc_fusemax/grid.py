@@ -30,6 +30,8 @@ from einsumcc_fusemax.results import (
     write_csv,
 )
 from einsumcc_fusemax.workload import Model, load_models, parse_seq, seq_label
+from einsumcc_sim.arch import load_arch
+from einsumcc_sim.energy import label as energy_label
 from einsumcc_sim.model import ModelOptions, ablations, model_options
 
 T = TypeVar("T")
@@ -171,6 +173,8 @@ def reproduce(args: argparse.Namespace) -> int:
     points = [Point(d.key, m, s) for d in designs for m in models for s in seqs]
     out = Path(args.out)
     _mkdir(out)
+    args.overrides = [*args.overrides, *energy_overrides(getattr(args, "energy", None))]
+    energy = load_arch("fusemax", args.overrides).energy_model
     runs = ["artifact", "faithful"] if args.model == "both" else [args.model]
     tables: dict[str, dict[str, list[Row]]] = {}
     timing: dict[str, float] = {}
@@ -184,7 +188,7 @@ def reproduce(args: argparse.Namespace) -> int:
         target = out if model == runs[0] else out / model
         _mkdir(target)
         for d in designs:
-            write_csv(d, tables[model][d.key], target)
+            write_csv(d, tables[model][d.key], target, energy)
         if not args.no_plots and _have_matplotlib(args.quiet):
             from einsumcc_fusemax.figures import draw_all
 
@@ -194,7 +198,8 @@ def reproduce(args: argparse.Namespace) -> int:
     attribution = None
     if len(runs) == 2:
         attribution = attribute(designs, models, seqs, args.overrides, jobs, args.quiet)
-    text = render_report(tables, designs, ref_dir, out, timing, len(points), attribution, plotted)
+    text = render_report(tables, designs, ref_dir, out, timing, len(points), attribution, plotted,
+                         energy)  # fmt: skip
     write_text(out / "summary.txt", text, "--out")
     sys.stdout.write(text)
     return 0
@@ -221,16 +226,21 @@ def render_report(
     npoints: int,
     attribution: dict[str, tuple[Point, list[tuple[str, float]]]] | None = None,
     plotted: bool = True,
+    energy: str = "sourced",
 ) -> str:
     lines: list[str] = []
     for model, rows in tables.items():
-        lines.append(f"== {model} cost model: {npoints} points in {timing[model]:.1f} s")
+        lines.append(f"== {model} cost model: {npoints} points in {timing[model]:.1f} s; "
+                     f"energy model {energy_label(energy)}")  # fmt: skip
         lines.append(render_summary(summarize(rows)).rstrip())
         lines.append("")
         lines.append(render_energy(rows, designs))
         if ref_dir is not None and (ref_dir / "attn-binding.csv").is_file():
             lines.append("")
-            lines.append(render_deviations(rows, designs, ref_dir, bounded=model == "artifact"))
+            lines.append(render_deviations(rows, designs, ref_dir, bounded=model == "artifact"
+                                           and energy == "sourced"))  # fmt: skip
+            lines.append("")
+            lines.append(render_energy_deviation(rows, designs, ref_dir, energy))
         lines.append("")
     if len(tables) == 2:
         lines.append(render_models(tables["artifact"], tables["faithful"], designs))
@@ -280,6 +290,54 @@ def render_energy(rows: dict[str, list[Row]], designs: Sequence[Design]) -> str:
     return "\n".join(out)
 
 
+def energy_overrides(energy: str | None) -> list[str]:
+    """``--energy calibrated`` as an architecture override (``energy.model``)."""
+    return [f"energy.model={energy}"] if energy else []
+
+
+def render_energy_deviation(
+    rows: dict[str, list[Row]], designs: Sequence[Design], ref_dir: Path, energy: str
+) -> str:
+    """Each design's signed energy deviation from the artifact (min, mean, max over the
+    rows), our energy by component at the worst row, and the global-buffer energy per
+    4096-bit row access that the artifact's total implies at each row given our counts and
+    every other component (the component that differs, docs/fusemax.md "Energy")."""
+    names = [n for n, _ in ENERGY_COMPONENTS]
+    out = [f"energy deviation from the artifact, energy model {energy_label(energy)}:",
+           f"  {'design':<8} {'min':>7} {'mean':>7} {'max':>7}  worst row  "
+           + " ".join(f"{n:>10}" for n in names) + "  implied buffer pJ/row"]  # fmt: skip
+    for d in designs:
+        path = ref_dir / f"attn-{d.key}.csv"
+        if not path.is_file() or not rows.get(d.key):
+            continue
+        ref = {(r.model, r.seq): r.energy for r in read_csv(path)}
+        devs = [(r.energy / ref[(r.model, r.seq)] - 1, r) for r in rows[d.key]
+                if (r.model, r.seq) in ref]  # fmt: skip
+        if not devs:
+            continue
+        wrow = max(devs, key=lambda x: abs(x[0]))[1]
+        shares = dict.fromkeys(names, 0.0)
+        for key, value in wrow.extra:
+            for name, keys in ENERGY_COMPONENTS:
+                if key.removeprefix("energy.") in keys:
+                    shares[name] += value / wrow.energy
+        implied = []
+        for _, r in devs:
+            x = dict(r.extra)
+            if x.get("count.buffer_accesses"):
+                rest = r.energy - x.get("energy.buffer", 0.0)
+                implied.append((ref[(r.model, r.seq)] - rest) / x["count.buffer_accesses"])
+        errs = [e for e, _ in devs]
+        span = f"{min(implied):,.0f}-{max(implied):,.0f}" if implied else "-"
+        out.append(
+            f"  {d.key:<8} {min(errs):>+7.1%} {sum(errs) / len(errs):>+7.1%} {max(errs):>+7.1%}"
+            f"  {wrow.model:<5}{seq_label(wrow.seq):>4}  "
+            + " ".join(f"{100 * shares[n]:>9.1f}%" for n in names)
+            + f"  {span}"
+        )
+    return "\n".join(out)
+
+
 def render_deviations(
     rows: dict[str, list[Row]], designs: Sequence[Design], ref_dir: Path, bounded: bool = True
 ) -> str:
@@ -290,7 +348,7 @@ def render_deviations(
     head += f"{'util_2d':>8} {'util_1d':>8}  " + ("bounds" if bounded else "")
     title = "deviation from the artifact (worst row; relative, utilizations absolute)"
     if not bounded:
-        title += "; informative, the bounds hold for --model artifact"
+        title += "; informative, the bounds hold for --model artifact, sourced energies"
     out = [title + ":", head]
     bad: list[str] = []
     for d in designs:

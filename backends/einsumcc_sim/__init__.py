@@ -17,17 +17,20 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from einsumcc_sim.api import simulate_cascade
+    from einsumcc_sim.api import map_cascade, simulate_cascade
     from einsumcc_sim.arch import Arch, load_arch
+    from einsumcc_sim.mapper import MapResult
     from einsumcc_sim.report import SimReport
 
-__all__ = ["Arch", "SimReport", "load_arch", "simulate_cascade"]
+__all__ = ["Arch", "MapResult", "SimReport", "load_arch", "map_cascade", "simulate_cascade"]
 
 _WHERE = {
     "Arch": "einsumcc_sim.arch",
     "load_arch": "einsumcc_sim.arch",
     "SimReport": "einsumcc_sim.report",
     "simulate_cascade": "einsumcc_sim.api",
+    "map_cascade": "einsumcc_sim.api",
+    "MapResult": "einsumcc_sim.mapper",
 }
 
 

@@ -10,9 +10,10 @@ memo shared by the default-mapping search and the simulation) and returns one
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from einsumcc.diagnostics import EinError
 from einsumcc.ir.cascade import Cascade
@@ -22,6 +23,9 @@ from einsumcc_sim.mapping import load_mapping
 from einsumcc_sim.model import ModelOptions, model_options
 from einsumcc_sim.report import SimReport, default_for, simulate
 from einsumcc_sim.work import Work
+
+if TYPE_CHECKING:
+    from einsumcc_sim.mapper import MapResult
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,9 @@ def setup(
     if extra:
         arch = _arch(req.arch, [*extra, *req.overrides])
     if req.is_default:
-        mapping = default_for(cascade, arch, dims, req.timing, req.options, work)
+        # --exact and --timing scalesim map a GEMM by the array's dataflow, as SCALE-Sim does
+        explore = not req.exact and req.timing == "default"
+        mapping = default_for(cascade, arch, dims, req.timing, req.options, work, explore)
     return arch, mapping
 
 
@@ -144,3 +150,35 @@ def simulate_cascade(
         tuple(sorted((params or {}).items())),
     )
     return simulate_request(cascade, req, dict(dims or {}), Work())
+
+
+def map_cascade(
+    cascade: Cascade,
+    arch: str | Path | Arch = "fusemax",
+    dims: Mapping[str, int] | None = None,
+    *,
+    objective: str = "cycles",
+    budget: int | None = None,
+    time: float | None = None,
+    model: str = "faithful",
+    overrides: Sequence[str] = (),
+    progress: Callable[[int], object] | None = None,
+) -> MapResult:
+    """Search the mappings of ``cascade`` on ``arch`` at ``dims`` for the best by
+    ``objective`` (``cycles``, ``energy`` or ``edp``) within ``budget`` simulations and
+    ``time`` seconds (neither: 60 s): what ``einsumcc map`` prints (``.to_dict()`` is its
+    ``--json``)."""
+    from einsumcc_sim.mapper import search
+
+    arch_ = _arch(arch, overrides)
+    seconds = time if time is not None else (None if budget is not None else 60.0)
+    return search(
+        cascade,
+        arch_,
+        dict(dims or {}),
+        objective=objective,
+        budget=budget,
+        seconds=seconds,
+        model=model_options(model),
+        progress=progress,
+    )

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from einsumcc.diagnostics import EinError, Source
-from einsumcc_sim import energy as energy_model
+from einsumcc_sim import energy as sim_energy
 from einsumcc_sim.names import ARCH_PRESETS
 from einsumcc_sim.tomlspan import located, parse, read
 
@@ -34,7 +34,8 @@ PRESETS = ARCH_PRESETS
 DATAFLOWS = ("os", "ws", "is")
 ISSUES = ("sequential", "pipelined")
 REDUCES = ("chain", "tree")
-# ops a cascade can need (einsumcc.analysis.cost categories plus the functions)
+# ops a cascade can need (einsumcc.analysis.cost categories plus the functions, and the v2
+# comparisons, logic, select and power of einsumcc_sim.kernel.count_ops)
 KNOWN_OPS = (
     "mac",
     "mul",
@@ -49,6 +50,12 @@ KNOWN_OPS = (
     "sigmoid",
     "relu",
     "abs",
+    "cmp",
+    "and",
+    "or",
+    "not",
+    "select",
+    "pow",
 )
 
 
@@ -336,7 +343,7 @@ def validate_arch(raw: Mapping[str, Any], source: str) -> Arch:
     if not isinstance(name, str):
         raise top.fail("name", f"expected a string, got {name!r}")
     clock = top.int("clock_hz")
-    energy_table, energy_kind, energy_sources = energy_model.select(top.table("energy"), source)
+    energy_table, energy_kind, energy_sources = sim_energy.select(top.table("energy"), source)
     energy = _Reader(energy_table, "energy.", source)
     flat: dict[str, float] = {}
     for key in ("dram_read", "dram_write", "buffer_read", "buffer_write"):

@@ -51,6 +51,13 @@ def add_parser(
         help="cost model: cycle-level (default), the FuseMax artifact's, or both side by side",
     )
     p.add_argument(
+        "--energy",
+        choices=("sourced", "calibrated"),
+        default="sourced",
+        help="per-access energies: sourced (the artifact's table and CACTI, default) or "
+        "calibrated (buffer and register-file energies fitted to the artifact; labelled)",
+    )
+    p.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -118,6 +125,12 @@ def _params(items: list[str]) -> dict[str, object]:
     return out
 
 
+def _energy(args: argparse.Namespace) -> tuple[str, ...]:
+    """``--energy calibrated`` as the architecture field it sets (sourced is the default)."""
+    energy = getattr(args, "energy", "sourced")
+    return () if energy == "sourced" else (f"energy.model={energy}",)
+
+
 def request(args: argparse.Namespace, model: object | None = None) -> Request:
     """The request that the command line makes (``model``: another cost model than
     ``--model``, a name or :class:`~einsumcc_sim.model.ModelOptions`)."""
@@ -130,7 +143,7 @@ def request(args: argparse.Namespace, model: object | None = None) -> Request:
         model=chosen,  # type: ignore[arg-type]
         timing=getattr(args, "timing", "default"),
         exact=bool(getattr(args, "exact", False)),
-        overrides=tuple(args.overrides),
+        overrides=(*_energy(args), *args.overrides),
         params=tuple(sorted(_params(args.params).items())),
     )
 

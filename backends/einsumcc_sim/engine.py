@@ -59,6 +59,16 @@ def _progress(total_ops: int, exact: bool, functional: bool) -> Any:
     return bar(total_ops if exact else None, f"simulate {mode}".rstrip())
 
 
+def _check_mode(prog: SimProgram, exact_mode: bool) -> bool:
+    """``exact_mode``, which only the faithful cycle-level model supports."""
+    if exact_mode and prog.model.hop != 1:
+        raise EinError.plain(
+            f"--exact simulates the faithful cycle-level model, not --model {prog.model.name}",
+            hint="use --model faithful with --exact",
+        )
+    return exact_mode
+
+
 class Engine:
     """Walks a program's loop tree and times every op and transfer (see the module's
     docstring).  Its state is one object per simulated resource (:mod:`einsumcc_sim.state`);
@@ -66,12 +76,7 @@ class Engine:
 
     def __init__(self, prog: SimProgram, exact_mode: bool = False, max_events: int = 20000) -> None:
         self.p = prog
-        self.exact = exact_mode
-        if exact_mode and prog.model.hop != 1:
-            raise EinError.plain(
-                f"--exact simulates the faithful cycle-level model, not --model {prog.model.name}",
-                hint="use --model faithful with --exact",
-            )
+        self.exact = _check_mode(prog, exact_mode)
         self.link = prog.arch.link_latency if prog.model.link else 0
         self.facts = ProgramFacts(prog)
         self.arrays: dict[str, ArrayState] = {"2d": ArrayState(), "1d": ArrayState()}
@@ -334,7 +339,9 @@ class Engine:
         arr = self.arrays[leaf.array]
         arr.ops.append((start, t))
         if paired and leaf.leads and leaf.partner is not None:
-            self.lead[leaf.partner.id] = (start, shape.K - self.facts.partner_k(leaf), t)
+            pk = self.facts.partner_k(leaf)
+            # one step of the leader (its own cycles when the partner's steps ran out first)
+            self.lead[leaf.partner.id] = (start, shape.K - pk if pk < shape.K else shape.K, t)
         arr.last_start = start
         sync = self.sync
         if leaf.mode == "sequential":

@@ -13,6 +13,12 @@ that cycle and combines the result into the output:
 
 ``faults`` corrupts one PE's operation (its result is off by one), which the oracle comparison
 must see.
+
+The v2 forms (spec §10) run the same way: a kernel's data conditions (``mask``, the boolean
+results of its ``E.mask`` kernel) drop points like its affine ``where``; comparisons, ``and``,
+``or``, ``not``, ``select`` and ``**`` are evaluated point by point; an output point that no
+point of a filtered Einsum reaches holds the fill, which may vary by point (a tensor-valued
+fill); tensor-valued inits are the first iterate, written again by their ``T.init`` kernel.
 """
 
 from __future__ import annotations
@@ -34,16 +40,22 @@ from einsumcc.ir.bind import (
     index_coefficients,
 )
 from einsumcc.ir.cascade import Cascade
+from einsumcc.ir.features import pointwise
 from einsumcc.ir.nodes import (
     Access,
     Binary,
     Call,
+    Compare,
     Condition,
     Const,
     Expr,
     ExtentRef,
+    Init,
+    Logic,
     Neg,
+    Not,
     ParamRef,
+    Select,
     VarRef,
     var_symbol,
 )
@@ -78,15 +90,34 @@ class _Functional:
         self.where_pe: dict[str, np.ndarray] = {}  # register tensors: producing PE (array, i, j)
         self.faults = set(faults)
         self.checked_links = 0
-        tnames = {t.name for t in self.c.tensors}
+        self.tnames = {t.name for t in self.c.tensors}
+        self.fills: dict[str, float | np.ndarray] = {}
+        # filtered results: the output points some iteration point has reached so far
+        self.survived: dict[str, np.ndarray] = {}
         for t in self.c.tensors:
             if t.is_iterative:
                 self.alloc(t.name, self.fill(t.name))
         for init in self.c.inits:
-            value = eval_constant(init.value, self.ext, self.params)
-            key = tuple(0 if ix == 0 else slice(None) for ix in init.target.indices)
-            self.store[init.target.tensor][key] = value
-        self.tnames = tnames
+            self.init(init)
+
+    def init(self, init: Init) -> None:
+        """The first iterate: a number, or (v2) values read from the inputs point by point."""
+        key = tuple(0 if ix.is_int(0) else slice(None) for ix in init.target.affine_indices)
+        if not pointwise(init.value):
+            self.store[init.target.tensor][key] = eval_constant(init.value, self.ext, self.params)
+            return
+        own = [next(iter(ix.variables)) for ix in init.target.affine_indices if not ix.is_int(0)]
+        self.store[init.target.tensor][key] = self.at_points(init.value, own)
+
+    def at_points(self, e: Expr, variables: list[str]) -> np.ndarray:
+        """``e`` at every point of ``variables`` (axes in that order)."""
+        shape = tuple(self.ext[self.c.var_ranks[v]] for v in variables)
+        grids = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+        vals = {v: g.ravel() for v, g in zip(variables, grids, strict=True)}
+        n = int(np.prod(shape)) if shape else 1
+        with np.errstate(all="ignore"):
+            got = np.broadcast_to(np.asarray(self.value(e, vals), dtype=np.float64), (n,))
+        return got.reshape(shape)
 
     # ------------------------------------------------------------ storage
     def shape_of(self, tensor: str) -> tuple[int, ...]:
@@ -96,14 +127,33 @@ class _Functional:
         k = self.p.kernels[tensor]
         return tuple(self.ext[self.c.var_ranks[v]] for v in k.lhs)
 
-    def fill(self, tensor: str) -> float:
-        if tensor in {t.name for t in self.c.tensors}:
-            return eval_constant(self.c.tensor(tensor).fill, self.ext, self.params)
-        return 0.0
+    def fill(self, tensor: str) -> float | np.ndarray:
+        """A tensor's fill: a number, or (v2) its values at every point of the tensor."""
+        if tensor not in self.fills:
+            self.fills[tensor] = self.fill_of(tensor)
+        return self.fills[tensor]
 
-    def alloc(self, tensor: str, value: float) -> np.ndarray:
+    def fill_of(self, tensor: str) -> float | np.ndarray:
+        if tensor not in self.tnames:
+            return 0.0
+        t = self.c.tensor(tensor)
+        if not pointwise(t.fill):
+            return eval_constant(t.fill, self.ext, self.params)
+        values = self.at_points(t.fill, [d.rank.lower() for d in t.dims if not d.iterative])
+        pos = t.iterative_position
+        if pos is not None:
+            values = np.expand_dims(values, pos)
+        return np.broadcast_to(values, self.shape_of(tensor))
+
+    def fill_at(self, tensor: str, idx: np.ndarray) -> float | np.ndarray:
+        """The fill at flat positions ``idx`` of ``tensor``."""
+        fill = self.fill(tensor)
+        return fill if isinstance(fill, float) else fill.reshape(-1)[idx]
+
+    def alloc(self, tensor: str, value: float | np.ndarray) -> np.ndarray:
         if tensor not in self.store:
-            self.store[tensor] = np.full(self.shape_of(tensor), value, dtype=np.float64)
+            full = np.broadcast_to(np.asarray(value, dtype=np.float64), self.shape_of(tensor))
+            self.store[tensor] = np.array(full)
         return self.store[tensor]
 
     def flat_index(
@@ -153,7 +203,29 @@ class _Functional:
                 fn(args[0]) if fn is not None else BINARY[e.fn](args[0], args[1])
             )
             return res
+        if isinstance(e, Compare | Logic | Not | Select):
+            return np.asarray(self.condition(e, vals))
         raise TypeError(f"not a point expression: {e}")
+
+    def condition(self, e: Compare | Logic | Not | Select, vals: Mapping[str, np.ndarray]) -> Any:
+        """(v2) comparisons, ``and``, ``or``, ``not`` (booleans) and ``select``."""
+        if isinstance(e, Compare):
+            return COMPARE[e.op](self.value(e.lhs, vals), self.value(e.rhs, vals))
+        if isinstance(e, Not):
+            return np.logical_not(self.truth(e.operand, vals))
+        if isinstance(e, Select):
+            then, other = self.value(e.then, vals), self.value(e.other, vals)
+            return np.where(self.truth(e.cond, vals), then, other)
+        join = np.logical_and if e.op == "and" else np.logical_or
+        out = self.truth(e.parts[0], vals)
+        for part in e.parts[1:]:
+            out = join(out, self.truth(part, vals))
+        return out
+
+    def truth(self, e: Expr, vals: Mapping[str, np.ndarray]) -> np.ndarray:
+        """A condition's value as booleans (a mask kernel's result is stored as 0 or 1)."""
+        truth: np.ndarray = np.asarray(self.value(e, vals)) != 0
+        return truth
 
     def cond(
         self, conds: tuple[Condition, ...], vals: Mapping[str, np.ndarray], n: int
@@ -212,44 +284,82 @@ class _Functional:
                 vals[v] = np.full(ii.shape, loc[v][0], dtype=np.int64)
         self.check_links(leaf, k, m, s, fire, ii, jj, ss)
         self.check_registers(leaf, k, vals, ii, jj)
-        out = self.value(k.body, vals) * np.ones(ii.shape)
+        with np.errstate(all="ignore"):  # IEEE results, as the oracle's (NaN kept)
+            out = self.value(k.body, vals) * np.ones(ii.shape)
         for arr_kind, fi, fj in self.faults:
             if arr_kind == leaf.array:
                 out = np.where((ii == fi) & (jj == fj), out + 1.0, out)
         keep = self.cond(k.where, vals, ii.size) if k.where else np.ones(ii.size, dtype=bool)
+        for m_expr in k.mask:
+            keep &= np.broadcast_to(self.truth(m_expr, vals), ii.shape)
+        self.write(leaf, k, vals, out, keep, ii, jj)
+
+    def write(
+        self,
+        leaf: Leaf,
+        k: PEKernel,
+        vals: Mapping[str, np.ndarray],
+        out: np.ndarray,
+        keep: np.ndarray,
+        ii: np.ndarray,
+        jj: np.ndarray,
+    ) -> None:
+        """Combine the kept points into the output; a filtered Einsum's output points that
+        no point has reached yet hold the fill (a reduction helper's: the identity)."""
         target = k.output.tensor
         if target not in self.store:
-            init = REDUCE_IDENTITY.get(k.combine or "", self.fill(target))
-            self.alloc(target, init)
-            if k.where and k.combine is not None:
-                self.fill_unsurvived(k)
+            self.alloc(target, REDUCE_IDENTITY[k.combine] if k.combine else self.fill(target))
         dest = self.store[target]
-        idx = np.broadcast_to(self.flat_index(k.output, vals, dest.shape), ii.shape)[keep]
+        every = np.broadcast_to(self.flat_index(k.output, vals, dest.shape), ii.shape)
+        idx = every[keep]
         flat = dest.reshape(-1)
         if k.combine is None:
             flat[idx] = out[keep]
         else:
+            filtered = bool(k.where or k.mask)
+            if filtered:  # a point reached for the first time starts from the identity
+                seen = self.survived.setdefault(target, np.zeros(dest.size, dtype=bool))
+                flat[idx[~seen[idx]]] = REDUCE_IDENTITY[k.combine]
+                seen[idx] = True
             _AT[k.combine](flat, idx, out[keep])
-        if self.p.placement.get(target) == "registers":
+            if filtered and not k.is_helper:
+                empty = np.unique(every[~seen[every]])
+                flat[empty] = self.fill_at(target, empty)
+        if k.combine is None and not k.is_helper:
+            self.fill_nested(k, vals, every)
+        if self.p.placement.get(target) == "registers" and not k.init:
             pe = self.where_pe.setdefault(target, np.full((dest.size, 2), -1, dtype=np.int64))
             pe[idx, 0] = ii[keep] if leaf.array == "2d" else -1
             pe[idx, 1] = jj[keep]
 
-    def fill_unsurvived(self, k: PEKernel) -> None:
-        """Output points with no surviving iteration point hold the tensor's fill."""
-        grids = np.meshgrid(
-            *[np.arange(self.ext[self.c.var_ranks[v]]) for v in k.space], indexing="ij"
-        )
-        vals = {v: g.ravel() for v, g in zip(k.space, grids, strict=True)}
-        n = grids[0].size if grids else 1
-        mask = self.cond(k.where, vals, n)
-        dest = self.store[k.output.tensor]
-        idx = self.flat_index(k.output, vals, dest.shape)
-        survive = np.zeros(dest.size, dtype=bool)
-        survive[idx[mask]] = True
-        touched = np.zeros(dest.size, dtype=bool)
-        touched[idx] = True
-        dest.reshape(-1)[touched & ~survive] = self.fill(k.output.tensor)
+    def fill_nested(self, k: PEKernel, vals: Mapping[str, np.ndarray], every: np.ndarray) -> None:
+        """An Einsum whose filter reads the variables of a nested reduction (``Y[p] = sum{m}
+        A[m, p] + B[p] where m > p``): its output points where no point of the reduction
+        survives hold the fill, as in the oracle."""
+        e = self.c.einsum(k.origin)
+        mk = self.p.kernels.get(f"{k.origin}.mask")
+        parts: list[Condition | Access] = [*e.where]
+        if mk is not None:
+            parts.append(mk.output)
+        free = set().union(*(c.variables for c in parts)) - set(k.space)
+        if not free:
+            return
+        idx, first = np.unique(every.ravel(), return_index=True)
+        extra = sorted(free)
+        shape = [len(idx), *(self.ext[self.c.var_ranks[v]] for v in extra)]
+        grids = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+        at = {v: np.broadcast_to(vals[v], every.shape).ravel()[first][grids[0].ravel()]
+              for v in k.space}  # fmt: skip
+        at.update({v: g.ravel() for v, g in zip(extra, grids[1:], strict=True)})
+        n = grids[0].size
+        where = tuple(c for c in parts if isinstance(c, Condition))
+        keep = self.cond(where, at, n) if where else np.ones(n, dtype=bool)
+        for a in parts:
+            if isinstance(a, Access):
+                keep &= np.broadcast_to(self.truth(a, at), (n,))
+        survive = keep.reshape(len(idx), -1).any(axis=1)
+        dest = self.store[k.output.tensor].reshape(-1)
+        dest[idx[~survive]] = self.fill_at(k.output.tensor, idx[~survive])
 
     def check_links(
         self,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from einsumcc.backend import Subcommands
     from einsumcc.ir.cascade import Cascade
+    from einsumcc_sim.mapper import MapResult
     from einsumcc_sim.report import SimReport
 
 
@@ -25,6 +26,10 @@ class SimBackend:
         from einsumcc_sim.command import add_parser
 
         add_parser(sub, add_dims).set_defaults(handler=_simulate_command)
+        from einsumcc_sim.mapcmd import add_map_parser, add_sweep_parser
+
+        add_map_parser(sub, add_dims).set_defaults(handler=_map_command)
+        add_sweep_parser(sub, add_dims).set_defaults(handler=_sweep_command)
 
     def simulate(
         self,
@@ -38,6 +43,13 @@ class SimBackend:
 
         return simulate_cascade(cascade, arch, mapping, dict(dims), **options)
 
+    def map(
+        self, cascade: Cascade, arch: str, dims: Mapping[str, int], **options: Any
+    ) -> MapResult:
+        from einsumcc_sim.api import map_cascade
+
+        return map_cascade(cascade, arch, dict(dims), **options)
+
 
 def _simulate_command(args: argparse.Namespace) -> int:
     from einsumcc.options import parse_dims
@@ -45,6 +57,23 @@ def _simulate_command(args: argparse.Namespace) -> int:
     from einsumcc_sim.command import run
 
     return run(args, load_and_warn(args.file), parse_dims(args.dims))
+
+
+def _map_command(args: argparse.Namespace) -> int:
+    from einsumcc.options import parse_dims
+    from einsumcc.pipeline import load_and_warn
+    from einsumcc_sim.mapcmd import run_map
+
+    return run_map(args, load_and_warn(args.file), parse_dims(args.dims))
+
+
+def _sweep_command(args: argparse.Namespace) -> int:
+    from einsumcc.options import parse_dims
+    from einsumcc.pipeline import load_and_warn
+    from einsumcc_sim.mapcmd import run_sweep
+
+    load_and_warn(args.file)  # a mistake in the file is reported before any worker starts
+    return run_sweep(args, args.file, parse_dims(args.dims))
 
 
 BACKEND = SimBackend()

@@ -237,6 +237,20 @@ def op_cycles(arr: ArrayArch, k: PEKernel) -> int:
     return arr.point_cycles(k.ops)
 
 
+def _partner_steps(prog: SimProgram, leaf: Leaf, ext: Mapping[str, int]) -> int:
+    """Steps of ``leaf``'s interleaved partner in the fold at ``ext``."""
+    partner = leaf.partner
+    assert partner is not None
+    arr = prog.arch.array(partner.array)
+    m = partner.maps[0]
+    dim = {m.rows: arr.rows, m.cols: arr.cols}
+    steps = 1
+    for v in m.stream:
+        n = ext[v] if v in ext else prog.extent(v)
+        steps *= -(-n // dim[v]) if v in dim and v is not None else n
+    return steps
+
+
 def op_shape(prog: SimProgram, leaf: Leaf, ext: Mapping[str, int], paired: int = 0) -> OpShape:
     """The shape of one fold of ``leaf`` at the local extents ``ext``; ``paired`` is the
     per-step cycles of an interleaved partner sharing the PEs cycle by cycle (and the
@@ -261,7 +275,8 @@ def op_shape(prog: SimProgram, leaf: Leaf, ext: Mapping[str, int], paired: int =
         t = math.prod(-(-ext[v] // dim[v]) if v in tiled else ext[v] for v in m.stream)
         T = max(T, t)
         K += op_cycles(arr, k) or 1
-    K += paired
+    share = _partner_steps(prog, leaf, ext) if paired else 0
+    K += paired if share >= T else 0  # the two alternate for all of this op's steps
     left, top, load, _ = leaf.flows["edge"]
     scalesim = prog.timing == "scalesim"
     a, b = leaf.skew
@@ -302,6 +317,9 @@ def op_shape(prog: SimProgram, leaf: Leaf, ext: Mapping[str, int], paired: int =
             a = 0
         else:
             b = 0
+    # the partner's steps run out first: they alternate with this op's first ``share``
+    # steps, and the rest run back to back (T*K + share*paired cycles in all)
+    L += share * paired if share < T else 0
     return OpShape(
         leaf.array,
         R if leaf.array == "2d" else 1,

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from einsumcc.diagnostics import EinError
 from einsumcc.files import atomic_path, path_error
 from einsumcc.ir.bind import bind
 from einsumcc.ir.cascade import Cascade
@@ -335,6 +336,11 @@ def run_engine(prog: SimProgram, work: Work, *, exact: bool = False) -> Engine:
     return work.memo("engine_runs", (work.identity(prog), exact), run)
 
 
+# the default mapping's search: this many simulations (a few seconds; a count, not a time,
+# so that the default does not depend on the machine's speed)
+DEFAULT_BUDGET = 12
+
+
 def default_for(
     cascade: Cascade,
     arch: Arch,
@@ -342,55 +348,68 @@ def default_for(
     timing: str = "default",
     model: ModelOptions = FAITHFUL,
     work: Work | None = None,
+    explore: bool = True,
 ) -> SimMapping:
     """The default mapping at these dims.
 
     The plain default (one group, no loops) is kept when its tiles fit the buffer without
-    spilling.  Otherwise every candidate of :func:`~einsumcc_sim.mapping.default_recipes`
-    (outer loops over the parallel ranks with the innermost tiled to fit the buffer; each
-    without and with long streams chunked) whose staged tiles fit has its spatial ranks
-    chosen again with its fitted tile as the extent of its loop, and the one that simulates
-    in the fewest cycles is kept (spilling included: streaming an intermediate through DRAM
-    can beat a small tile): a search over a handful of mappings, not a mapper.  ``work``
+    spilling and it moves each input and output across DRAM once (the least traffic there
+    is).  Otherwise it is the mapper's best (:func:`einsumcc_sim.mapper.search`) with a
+    small budget (:data:`DEFAULT_BUDGET` simulations): its seeds (the default
+    recipes, each with its spatial ranks chosen again under its fitted tiles, and the mapping
+    presets that apply) and their neighbours, best first; ``explore=False`` (``--exact``,
+    ``--timing scalesim``: a GEMM mapped by the array's dataflow, as SCALE-Sim maps it): the
+    plain default when it fits without spilling, else the fastest fitted recipe.  ``work``
     keeps the candidates' programs and runs, which the simulation of the winner reuses.
     """
+    from einsumcc_sim.mapper import search
+
     work = work if work is not None else Work()
     b = bind(cascade, dims)
     extents = {v: int(b.extents[r]) for v, r in cascade.var_ranks.items()}
-    pool: list[tuple[SimMapping, SimProgram]] = []
+    plain = default_mapping(cascade, arch, extents)
     error: BufferOverflowError | None = None
-    recipes = default_recipes(cascade)
-    shown = search_bar(2 * len(recipes))  # each lowered, then (at most) each simulated
-    for i, (outer, chunked) in enumerate(recipes):
-        if shown is not None:
-            shown.update(1)
+    start = [plain]
+    try:
+        prog = _candidate(cascade, arch, plain, dims, timing, model, work)
+        if prog.spill_fraction == 0 and (not explore or _minimal_traffic(prog, work, dims)):
+            return plain
+    except BufferOverflowError as exc:
+        error = exc
+    for outer, chunked in default_recipes(cascade)[1:]:
         candidate = default_mapping(cascade, arch, extents, outer, chunked)
         try:
             prog = _candidate(cascade, arch, candidate, dims, timing, model, work)
         except BufferOverflowError as exc:
             error = error or exc
             continue
-        if i == 0 and prog.spill_fraction == 0:
-            if shown is not None:
-                shown.close()
-            return candidate
-        pool.append(_refined(cascade, arch, (candidate, prog), outer, chunked, extents, dims,
-                             timing, model, work))  # fmt: skip
+        start.append(_refined(cascade, arch, (candidate, prog), outer, chunked, extents, dims,
+                              timing, model, work)[0])  # fmt: skip
+    shown = search_bar(DEFAULT_BUDGET)
     try:
-        if not pool:
-            assert error is not None
-            raise error
-        if len(pool) == 1:
-            return pool[0][0]
-        cycles = []
-        for entry in pool:  # the runs take the time: the bar counts them too
-            cycles.append(int(run_engine(entry[1], work).makespan))
-            if shown is not None:
-                shown.update(1)
-        return pool[cycles.index(min(cycles))][0]
+        found = search(cascade, arch, dims, budget=DEFAULT_BUDGET, seconds=None,
+                       model=model, work=work, start=start, explore=explore,
+                       progress=None if shown is None else lambda _: shown.update(1))  # fmt: skip
+    except EinError:
+        if error is not None:
+            raise error from None
+        raise
     finally:
         if shown is not None:
             shown.close()
+    return found.best.mapping  # (its name says where the search found it)
+
+
+def _minimal_traffic(prog: SimProgram, work: Work, dims: Mapping[str, int]) -> bool:
+    """Whether ``prog`` moves (about) each input and output across DRAM once and nothing
+    else: the least any mapping moves."""
+    from einsumcc_sim.mapper import RooflineBounds
+
+    least = RooflineBounds(prog.cascade, prog.arch, dims).dram_bytes({})
+    moved = int(run_engine(prog, work).c.values.get("dram.read_bytes", 0)) + int(
+        run_engine(prog, work).c.values.get("dram.write_bytes", 0)
+    )
+    return moved <= 1.05 * least
 
 
 def _candidate(

@@ -61,6 +61,7 @@ def compile(
     tiles: Mapping[str, int] | None = None,
     materialize: Sequence[str] = (),
     directory: Path | None = None,
+    count_tiles: bool = False,
 ) -> Compiled:
     """Compile a cascade (a path, `.ein` text or a Cascade) to Triton kernels.
 
@@ -68,12 +69,14 @@ def compile(
     inputs' shapes at every call.  ``tiles`` overrides tile sizes (``{"P": 128}``) and
     ``materialize`` names intermediates written to global memory between passes instead of
     being recomputed.  Raises :class:`einsumcc.EinError` for illegal options and for
-    cascades the backend cannot compile.
+    cascades the backend cannot compile.  ``count_tiles`` (tests) instruments the kernels:
+    after a call, ``compiled.fn.tile_counts[i]`` is the number of iterations that loop ``i``
+    (in schedule order) ran, summed over the programs.
     """
     from einsumcc_triton.launch import Compiled, write_module
     from einsumcc_triton.module import generate
 
     c, s = compile_schedule(cascade, dims, tiles=tiles, materialize=materialize)
-    source, lowered = generate(c, s, dims)
+    source, lowered = generate(c, s, dims, count_tiles)
     path = write_module(source, lowered.launcher, directory)
     return Compiled(c, s, source, path, lowered.launcher, lowered.kernels)

@@ -244,6 +244,9 @@ def aot_compile_many(
             results[job].append(KernelStats(**stats))
             bar.set_postfix_str(f"sm_{stats['arch']} {stats['kernel']}", refresh=False)
             bar.update(1)
+            late = time.monotonic() - start >= PROGRESS_DELAY
+            if bar.n == bar.total and not bar.disable and late:
+                bar.refresh()  # the last step shows even when it came within tqdm's interval
         errors = []
         for proc, log in zip(procs, logs, strict=True):
             if proc.wait() != 0:

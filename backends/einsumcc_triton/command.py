@@ -14,7 +14,7 @@ import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from einsumcc.diagnostics import EinError
 from einsumcc.options import parse_assignments
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from einsumcc.ir.cascade import Cascade
+    from einsumcc.schedule import Schedule
 
 
 def parse_tiles(values: Sequence[str] | None) -> dict[str, int]:
@@ -72,6 +73,19 @@ def add_parser(
         help="print this stage on stdout: the canonical IR, the schedule (with traffic when "
         "--dims bind every rank) or the Triton module",
     )
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="print what each kernel does at --dims: grid, tiles visited per loop, global "
+        "memory bytes (next to the compulsory ones)",
+    )
+    p.add_argument("--json", action="store_true", help="with --report: as JSON")
+    p.add_argument(
+        "--aot",
+        choices=["sm_80", "sm_90"],
+        help="with --report: compile every kernel ahead of time for this GPU (no GPU needed) "
+        "and add registers, spills, shared memory, wgmma/mma counts and compile time",
+    )
     add_dims(p)
     add_schedule_options(p)
     return p
@@ -90,6 +104,8 @@ def cmd_compile(
     tiles = parse_tiles(args.tile)
     materialize = parse_names(args.materialize)
     schedule = derive_schedule(cascade, dims, tiles=tiles, materialize=materialize)
+    if getattr(args, "report", False):
+        return report(cascade, schedule, dims, args)
     source = None
     if args.output or args.emit in (None, "triton"):
         from einsumcc_triton.module import generate
@@ -111,6 +127,65 @@ def cmd_compile(
         assert source is not None
         sys.stdout.write(source)
     return 0
+
+
+def report(
+    cascade: Cascade, schedule: Schedule, dims: Mapping[str, int], args: argparse.Namespace
+) -> int:
+    """``--report [--json] [--aot sm_XX]``."""
+    import json
+
+    from einsumcc.schedule import traffic_for
+    from einsumcc.schedule.summary import render_summary, summarize
+
+    traffic = traffic_for(schedule, dims)
+    if traffic is None:
+        raise EinError.plain(
+            "--report needs the extent of every rank",
+            hint="bind the free ranks with --dims, e.g. --dims M=4096,P=4096",
+        )
+    data = summarize(schedule, traffic)
+    if args.aot:
+        add_aot(data, cascade, schedule, dims, int(args.aot.removeprefix("sm_")))
+    if args.json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        sys.stdout.write(render_summary(data))
+    return 0
+
+
+def add_aot(
+    data: dict[str, Any], cascade: Cascade, schedule: Schedule, dims: Mapping[str, int], arch: int
+) -> None:
+    """Each kernel's AOT figures under ``aot``; a kernel that spills is a warning naming the
+    choice (tiles and warps) that caused it."""
+    from einsumcc_triton.aot import aot_compile
+    from einsumcc_triton.launch import Compiled, write_module
+    from einsumcc_triton.module import generate
+
+    source, lowered = generate(cascade, schedule, dims)
+    path = write_module(source, lowered.launcher)
+    compiled = Compiled(cascade, schedule, source, path, lowered.launcher, lowered.kernels)
+    stats = {st.kernel: st for st in aot_compile(compiled, arch)}
+    for entry, info, k in zip(data["kernels"], lowered.kernels, schedule.kernels, strict=True):
+        st = stats[info.name]
+        spill = st.spills  # bytes of spill stores and loads (ptxas -v)
+        entry["aot"] = {
+            "target": f"sm_{arch}",
+            "spill_bytes": spill,
+            "wgmma": st.wgmma,
+            "mma": st.mma,
+            "shared_bytes": st.shared_bytes,
+            "registers": st.registers,
+            "compile_s": round(st.compile_seconds, 3),
+        }
+        if spill:
+            tiles = ", ".join(f"{a.var}={a.block}" for a in k.axes if a.lanes)
+            print(
+                f"warning: kernel {k.name} spills {spill} B on sm_{arch} with tiles {tiles} and "
+                f"{k.num_warps} warps; try smaller tiles (--tile)",
+                file=sys.stderr,
+            )
 
 
 def write_output(output: str, source: str) -> None:

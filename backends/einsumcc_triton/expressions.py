@@ -7,12 +7,16 @@ from einsumcc.ir.nodes import (
     Access,
     Binary,
     Call,
+    Compare,
     Const,
     Expr,
     ExtentRef,
+    Logic,
     Neg,
+    Not,
     ParamRef,
     Reduce,
+    Select,
     VarRef,
     walk,
 )
@@ -60,12 +64,57 @@ class Expressions(Part):
         if isinstance(e, Neg):
             x = self.values.compute(self.expr(e.operand, reader))
             return Val(ka.UnaryOp("-", x.code), x.axes, x.dtype)
+        if isinstance(e, Binary) and e.op == "**":
+            return self.power(e, reader)
         if isinstance(e, Binary):
             return self.values.binop(e.op, self.expr(e.lhs, reader), self.expr(e.rhs, reader))
+        if isinstance(e, Select):
+            cond = self.condition(e.cond, reader)
+            return self.values.where(cond, self.expr(e.then, reader), self.expr(e.other, reader))
         if isinstance(e, Call):
             return self.call(e, reader)
         assert isinstance(e, Reduce)
         raise self.scope.error(reader, "a reduction inside an expression was not split out")
+
+    def power(self, e: Binary, reader: Node) -> Val:
+        """``x ** n`` for a constant integer ``n`` (products) or ``+-1/2`` (square roots)."""
+        n = self.low.constant(e.rhs)
+        x = self.values.compute(self.expr(e.lhs, reader))
+        if n in (0.5, -0.5):
+            fn = "tl.sqrt" if n > 0 else "tl.rsqrt"
+            return Val(ka.call(fn, x.code), x.axes, self.low.compute)
+        if n is None or not float(n).is_integer():
+            raise self.scope.error(reader, "** needs a constant integer exponent or +-1/2")
+        k = int(abs(n))
+        if k == 0:
+            return Val(ka.fconst(1.0), (), "lit")
+        out = x
+        for _ in range(k - 1):
+            out = self.values.binop("*", out, x)
+        if n < 0:
+            out = self.values.binop("/", Val(ka.fconst(1.0), (), "lit"), out)
+        return out
+
+    def condition(self, e: Expr, reader: Node) -> Val:
+        """(v2) A condition evaluated point by point: comparisons, and/or/not."""
+        if isinstance(e, Compare):
+            a = self.values.compute(self.expr(e.lhs, reader))
+            b = self.values.compute(self.expr(e.rhs, reader))
+            axes = self.values.union(a.axes, b.axes)
+            code = ka.BinaryOp(e.op, self.values.expand(a, axes), self.values.expand(b, axes))
+            return Val(code, axes, "i1")
+        if isinstance(e, Logic):
+            parts = [self.condition(p, reader) for p in e.parts]
+            axes = self.values.union(*(p.axes for p in parts))
+            op = "&" if e.op == "and" else "|"
+            out = self.values.expand(parts[0], axes)
+            for p in parts[1:]:
+                out = ka.BinaryOp(op, out, self.values.expand(p, axes))
+            return Val(out, axes, "i1")
+        if isinstance(e, Not):
+            x = self.condition(e.operand, reader)
+            return Val(ka.BinaryOp("==", x.code, ka.Literal(0)), x.axes, "i1")
+        raise self.scope.error(reader, "a condition must compare values")
 
     def runtime_scalar(self, e: ParamRef | ExtentRef) -> Val:
         """A param or extent used as a value that is only known at run time: an fp argument
@@ -128,6 +177,7 @@ class Expressions(Part):
 
     def apply_fill(self, n: Node, v: Val) -> Val:
         conds = [self.index.cond_val(c) for c in self.masks.active(n, n.guard)]
+        conds += [self.condition(c, n) for c in n.data]
         mask = self.values.conj(conds)
         if n.survive is not None:
             if n.survive in self.scope.local_keys():

@@ -108,7 +108,15 @@ class KernelBuilder(Part):
         return fn, KernelInfo(self.scope.fn_name, self.k.name, params, grid, self.k.num_warps)
 
     def ordered_params(self) -> tuple[KernelParam, ...]:
-        rank = {"ptr": 0, "stride": 1, "extent": 2, "param": 3, "constexpr": 4, "interp": 5}
+        rank = {
+            "ptr": 0,
+            "tiles": 0,
+            "stride": 1,
+            "extent": 2,
+            "param": 3,
+            "constexpr": 4,
+            "interp": 5,
+        }
         items = list(self.scope.params.values())
         return tuple(sorted(items, key=lambda p: rank[p.kind]))
 

@@ -58,7 +58,7 @@ class KernelParam:
     """One argument of a generated kernel and where the launcher takes it from."""
 
     name: str
-    kind: str  # ptr | stride | extent | param | constexpr | interp (running interpreted)
+    kind: str  # ptr | tiles (the test-mode counter) | stride | extent | param | constexpr | interp
     tensor: str | None = None  # ptr, stride
     dim: int = 0  # stride: which dimension
     rank: str | None = None  # extent, and the rank of a stride's dimension

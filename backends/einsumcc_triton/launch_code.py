@@ -285,6 +285,16 @@ class _Launcher:
         raise EinError.plain("a parameter cannot be computed at launch time")
 
     def launch(self) -> None:
+        counts = None
+        if self.low.count_tiles:
+            counts = _n(self.names.fresh("ein_tiles"))
+            zeros = ka.call(
+                "torch.zeros",
+                ka.Literal(max(1, len(self.low.tile_slots))),
+                dtype=ka.attr("torch", "int32"),
+                device=self.device,
+            )
+            self.emit(ka.Assign(counts, zeros))
         for info in self.infos:
             self.emit(ka.Comment(f"kernel {info.kernel}"))
             count: ka.Expr | None = None
@@ -314,6 +324,9 @@ class _Launcher:
                         value = self.param_value(p.tensor)
                 elif p.kind == "interp":
                     value = ka.call("bool", ka.attr("triton", "knobs", "runtime", "interpret"))
+                elif p.kind == "tiles":
+                    assert counts is not None
+                    value = counts
                 else:
                     assert p.value is not None
                     value = ka.Literal(p.value)
@@ -321,6 +334,8 @@ class _Launcher:
             kwargs.append(("num_warps", ka.Literal(info.num_warps)))
             launch = ka.FuncCall(ka.Subscript(_n(info.name), (grid,)), (), tuple(kwargs))
             self.emit(ka.ExprStmt(launch))
+        if counts is not None:
+            self.emit(ka.Assign(ka.Attribute(_n(self.name), "tile_counts"), counts))
 
 
 class _ExtentCode:

@@ -11,7 +11,7 @@ from einsumcc.schedule.nodes import Node, NodeKind
 from einsumcc.schedule.schedule import AxisRole, Loop
 from einsumcc.schedule.tiles import segments
 from einsumcc_triton import kernel_ast as ka
-from einsumcc_triton.kernel_info import IDENTITY
+from einsumcc_triton.kernel_info import IDENTITY, KernelParam
 from einsumcc_triton.part import Part
 from einsumcc_triton.values import Segment, Val
 
@@ -60,7 +60,7 @@ class LoopEmitter(Part):
                 code = self.values.broadcast(init, axes).code
             self.scope.state[key] = self.scope.names.fresh(f"{key}_cur")
             self.scope.emit(ka.Assign(ka.name(self.scope.state[key]), code))
-            if key in self.k.writes and key not in lp.recomputed:
+            if key in self.k.writes and key not in lp.recomputed and key not in lp.finals:
                 x = var_symbol(lp.var)
                 idx = tuple(
                     ix.xreplace({x: -1}) if x in ix.free_symbols else ix for ix in n.output.indices
@@ -127,8 +127,19 @@ class LoopEmitter(Part):
             self.scope.env[key] = Val(
                 ka.name(self.scope.state[key]), self.values.state_axes(n), self.low.compute
             )
+            if key in lp.finals:
+                self.store_final(lp, n)
         for key in lp.after:
             self.nodes.program_node(key)
+
+    def store_final(self, lp: Loop, n: Node) -> None:
+        """The last iterate of a recurrence, stored once after the loop (``T[.., X, ..]``)."""
+        x = var_symbol(lp.var)
+        rank = self.k.axis(lp.var).rank
+        last = self.c.rank(rank).symbol - 1
+        idx = tuple(sympy.expand(ix.xreplace({x: last})) for ix in n.output.indices)
+        self.scope.seg = Segment(None, True)
+        self.memory.store(n.output.tensor, idx, self.scope.env[n.key])
 
     def hoist(self, lp: Loop) -> None:
         """Load the tiles a loop reads that do not depend on the loop variable, once."""
@@ -168,6 +179,8 @@ class LoopEmitter(Part):
             self.scope.seg.partial = bool(lp.tiles.classified) or lp.tiles.boundary
         saved_env = dict(self.scope.env)
         ax = self.k.axis(lp.var)
+        if self.low.count_tiles:
+            self.count_tile(lp)
         self.scope.stream_valid = None
         if ax.role is AxisRole.STREAM:
             offs = self.scope.assign(
@@ -213,6 +226,16 @@ class LoopEmitter(Part):
         else:
             self.scope.scalars.pop(lp.var, None)
         return tuple(self.scope.stack.pop())
+
+    def count_tile(self, lp: Loop) -> None:
+        """Test mode: this iteration adds 1 to its loop's slot of the counter buffer."""
+        if "$tiles" not in self.scope.params:
+            name = self.scope.names.fresh("ein_tiles_ptr")
+            self.scope.params["$tiles"] = KernelParam(name, "tiles")
+        param = self.scope.params["$tiles"]
+        slot = self.low.tile_slots[(self.k.name, lp.number)]
+        ptr = ka.BinaryOp("+", ka.name(param.name), ka.Literal(slot))
+        self.scope.emit(ka.ExprStmt(ka.call("tl.atomic_add", ptr, ka.Literal(1))))
 
     def accumulate(
         self, n: Node, v: Val | None, dot: tuple[ka.Expr, ka.Expr, dict[str, ka.Expr]] | None

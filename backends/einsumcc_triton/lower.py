@@ -64,9 +64,15 @@ __all__ = [
 
 
 class Lowering:
-    def __init__(self, cascade: Cascade, schedule: Schedule) -> None:
+    def __init__(self, cascade: Cascade, schedule: Schedule, count_tiles: bool = False) -> None:
         assert schedule.program is not None
         self.c = cascade
+        # test mode: every loop iteration adds 1 to its slot of a counter buffer
+        self.count_tiles = count_tiles
+        self.tile_slots = {
+            (k.name, lp.number): i
+            for i, (k, lp) in enumerate((k, lp) for k in schedule.kernels for lp in k.loops)
+        }
         self.s = schedule
         self.prog: NodeProgram = schedule.program
         self.extents = schedule.extent_of
@@ -172,11 +178,11 @@ def _same(a: sympy.Expr, b: sympy.Expr) -> bool:
     return bool(a == b or sympy.expand(a - b) == 0)
 
 
-def lower_module(cascade: Cascade, schedule: Schedule) -> Lowered:
+def lower_module(cascade: Cascade, schedule: Schedule, count_tiles: bool = False) -> Lowered:
     """The kernel AST of a cascade under a schedule.  Raises :class:`EinError` (with the
     position of the Einsum involved) for a construct the Triton backend cannot express."""
     try:
-        return Lowering(cascade, schedule).lower()
+        return Lowering(cascade, schedule, count_tiles).lower()
     except UnsupportedError as exc:
         span = exc.node.span if exc.node is not None else None
         raise EinError.at(

@@ -38,8 +38,13 @@ def header(c: Cascade, s: Schedule, dims: Mapping[str, int] | None) -> str:
     return "\n".join(lines)
 
 
-def generate(c: Cascade, s: Schedule, dims: Mapping[str, int] | None = None) -> tuple[str, Lowered]:
-    """The module's source text and what the launcher needs to know about its kernels."""
-    lowered = lower_module(c, s)
+def generate(
+    c: Cascade, s: Schedule, dims: Mapping[str, int] | None = None, count_tiles: bool = False
+) -> tuple[str, Lowered]:
+    """The module's source text and what the launcher needs to know about its kernels.
+
+    ``count_tiles`` (tests only) makes every loop iteration count itself in a buffer that the
+    launcher leaves in its attribute ``tile_counts``, one slot per loop in schedule order."""
+    lowered = lower_module(c, s, count_tiles)
     module = replace(lowered.module, header=header(c, s, dims))
     return render_module(module), lowered

@@ -92,7 +92,7 @@ def node_class(scope: KernelScope, n: Node) -> str:
     body = nan_class(scope, n.body, n)
     if n.kind is NodeKind.REDUCE and n.op == "sum" and body != "fin":
         body = "nan"
-    if n.top and (n.guard or n.survive):
+    if n.top and n.filtered:
         fill = scope.low.constant(scope.c.tensor(n.key).fill)
         if fill is None or math.isnan(fill):
             return "nan"

@@ -4,7 +4,9 @@ Every operation is counted once per point of the iteration space it actually dep
 free variables): in ``sum{e} (scale * Q[e, p] * K[e, m])`` the product ``scale * Q[e, p]`` is
 counted ``E*P`` times and the multiply-accumulate ``E*M*P`` times.  A multiplication that feeds
 a sum directly is a ``mac``; the other categories are ``add`` (also subtraction), ``mul``,
-``div``, ``max`` (max and min, binary or reduced), ``exp`` and one entry per other function.
+``div``, ``max`` (max and min, binary or reduced), ``exp`` and one entry per other function;
+(v2) ``pow`` for ``**``, ``cmp`` for a comparison (in ``select`` or a data filter) and
+``select`` for a choice.
 Counts are for the unfiltered iteration space: a ``where`` filter can only lower them.
 
 Compulsory bytes are what any implementation must move: every input read once and every
@@ -26,7 +28,18 @@ import sympy
 
 from einsumcc.diagnostics import Span
 from einsumcc.ir.cascade import Cascade
-from einsumcc.ir.nodes import Binary, Call, Einsum, Expr, Reduce, Tensor, children, free_variables
+from einsumcc.ir.nodes import (
+    Binary,
+    Call,
+    Compare,
+    Einsum,
+    Expr,
+    Reduce,
+    Select,
+    Tensor,
+    children,
+    free_variables,
+)
 
 OPS = ("mac", "add", "mul", "div", "max", "exp")
 
@@ -105,9 +118,14 @@ class _Counter:
         self.ops[op] = self.ops.get(op, sympy.Integer(0)) + n
 
     def count(self, e: Expr, mac_root: bool = False) -> None:
+        if isinstance(e, Compare | Select):
+            # (v2) a comparison or a choice per point of its space
+            self.add("cmp" if isinstance(e, Compare) else "select", self.space(free_variables(e)))
         if isinstance(e, Binary):
             n = self.space(free_variables(e))
-            if e.op in "+-":
+            if e.op == "**":
+                self.add("pow", n)
+            elif e.op in "+-":
                 self.add("add", n)
             elif e.op == "*":
                 self.add("mac" if mac_root else "mul", n)
@@ -131,8 +149,10 @@ class _Counter:
 def einsum_cost(cascade: Cascade, e: Einsum) -> EinsumCost:
     counter = _Counter(cascade)
     counter.count(e.body)
+    for cond in e.mask:  # (v2) a data filter's comparisons, at every point they apply to
+        counter.count(cond)
     ops = {op: in_parent_ranks(cascade, n) for op, n in sorted(counter.ops.items()) if n != 0}
-    return EinsumCost(e.name, ops, bool(e.where), e.span)
+    return EinsumCost(e.name, ops, e.filtered, e.span)
 
 
 def analyze_cost(cascade: Cascade) -> CostReport:

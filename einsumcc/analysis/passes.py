@@ -10,7 +10,9 @@ dependence.  N such dependences in a chain force N + 1 passes, whatever the mapp
 The procedure (spec fusemax.md §4.3b) labels every Einsum with a pass number:
 
 * an Einsum *traverses* a rank when its iteration space holds the rank's variable, or all
-  the variables the rank was split into (``{m1, m0}`` for ``split M -> M1, M0``);
+  the variables the rank was split into (``{m1, m0}`` for ``split M -> M1, M0``), or all the
+  variables of an index that walks the rank through several of them in mixed radix
+  (``A[n*J + j]`` with ``n < N``, ``j < J`` and ``N*J == K`` walks K, split or not);
 * a read is a *stream* read when its index expressions use a variable of the rank (including
   the current iterate of an iterative copy, ``RM[m1, p]``) and a *done* read otherwise
   (``GM[p]``, or the final iterate ``RNV[f, M1, p]``);
@@ -32,8 +34,18 @@ from typing import TYPE_CHECKING
 
 from einsumcc.analysis.exprs import json_expr
 from einsumcc.diagnostics import Span
+from einsumcc.ir.affine import Affine
 from einsumcc.ir.cascade import Cascade
-from einsumcc.ir.nodes import Access, Einsum, Expr, Reduce, Tensor, children, free_variables
+from einsumcc.ir.nodes import (
+    Access,
+    Einsum,
+    Expr,
+    Reduce,
+    Tensor,
+    children,
+    free_variables,
+    walk,
+)
 
 if TYPE_CHECKING:
     import sympy
@@ -55,6 +67,7 @@ def _decompose(e: Einsum) -> list[_Node]:
     """The statement as Einsums: one per reduction, innermost first, then the statement."""
     nodes: list[_Node] = []
     counter = [0]
+    sites = _filter_sites(e)
 
     def visit(expr: Expr, key: str) -> tuple[list[Access], list[tuple[str, frozenset[str]]]]:
         reads: list[Access] = []
@@ -71,7 +84,7 @@ def _decompose(e: Einsum) -> list[_Node]:
                         sub,
                         e.name,
                         free_variables(n.body),
-                        tuple(r_reads),
+                        tuple(r_reads) + sites.get(id(n), ()),
                         tuple(k for k, _ in r_inner),
                         tuple(s for _, s in r_inner),
                     )
@@ -90,12 +103,40 @@ def _decompose(e: Einsum) -> list[_Node]:
             e.name,
             e.name,
             space,
-            tuple(reads),
+            tuple(reads) + sites.get(0, ()),
             tuple(k for k, _ in inner),
             tuple(s for _, s in inner),
         )
     )
     return nodes
+
+
+def _filter_sites(e: Einsum) -> dict[int, tuple[Access, ...]]:
+    """(v2) Where the reads of the filter's data conditions are evaluated, like any access: a
+    condition on left-hand variables only at the statement (key 0: it applies to the result),
+    one on reduced variables at the outermost reduction that binds them (``id`` of the node)."""
+    out: dict[int, tuple[Access, ...]] = {}
+    lhs = frozenset(e.lhs_variables)
+    for cond in e.mask:
+        reads = tuple(n for n in walk(cond) if isinstance(n, Access))
+        needed = free_variables(cond) - lhs
+        site = _binding_reduction(e.body, needed, frozenset()) if needed else None
+        key = 0 if site is None else id(site)
+        out[key] = out.get(key, ()) + reads
+    return out
+
+
+def _binding_reduction(expr: Expr, needed: frozenset[str], scope: frozenset[str]) -> Expr | None:
+    """The outermost reduction of ``expr`` within whose scope every ``needed`` variable is bound."""
+    if isinstance(expr, Reduce):
+        scope = scope | set(expr.variables)
+        if needed <= scope:
+            return expr
+    for c in children(expr):
+        found = _binding_reduction(c, needed, scope)
+        if found is not None:
+            return found
+    return None
 
 
 @dataclass(frozen=True)
@@ -273,7 +314,9 @@ class PassAnalysis:
 
 
 def _coverings(cascade: Cascade, rank: str) -> list[frozenset[str]]:
-    """The variable sets that make up a whole fiber of ``rank``: ``{m}``, ``{m1, m0}``, ..."""
+    """The variable sets that make up a whole fiber of ``rank``: ``{m}``, ``{m1, m0}``, ...,
+    and those of an index that walks the rank through several variables (``{n, j}`` for
+    ``A[n*J + j]`` with ``N*J == K``), whether or not a ``split`` names them."""
     out = [frozenset({cascade.rank(rank).var})]
     split = cascade.split_of(rank)
     if split is not None:
@@ -281,17 +324,110 @@ def _coverings(cascade: Cascade, rank: str) -> list[frozenset[str]]:
         for child in split.children:
             options = [o | c for o in options for c in _coverings(cascade, child)]
         out.extend(options)
+    for variables, _ in implicit_walks(cascade, rank):
+        if frozenset(variables) not in out:
+            out.append(frozenset(variables))
     return out
 
 
 def _family(cascade: Cascade, rank: str) -> frozenset[str]:
-    """Every variable of the rank and of the ranks it was split into."""
+    """Every variable of the rank, of the ranks it was split into, and of the indices that
+    walk it through several variables."""
     out = {cascade.rank(rank).var}
     split = cascade.split_of(rank)
     if split is not None:
         for child in split.children:
             out |= _family(cascade, child)
+    for variables, _ in implicit_walks(cascade, rank):
+        out |= set(variables)
     return frozenset(out)
+
+
+def _extent_of(cascade: Cascade, rank: str, depth: int = 0) -> Affine | None:
+    """The extent of ``rank`` in terms of the extents no declaration defines (``N = K / J``
+    gives ``K / J``, ``J = 4`` gives 4); None when it has no canonical form."""
+    r = cascade.rank(rank)
+    if r.affine_extent is None or depth > len(cascade.ranks):
+        return Affine.extent(rank)
+    return _in_free_extents(cascade, r.affine_extent, depth + 1)
+
+
+def _in_free_extents(cascade: Cascade, a: Affine, depth: int = 0) -> Affine | None:
+    poly = a.poly
+    if poly is None:
+        return None
+    out = Affine.const(0)
+    for mono, coeff in poly:
+        term = Affine.const(coeff.numerator) / coeff.denominator
+        for sym, power in mono:
+            if sym.var:
+                base: Affine | None = Affine.var(sym.name)
+            elif sym.name in cascade.var_ranks.values():
+                base = _extent_of(cascade, sym.name, depth)
+            else:
+                base = Affine.extent(sym.name)
+            if base is None:
+                return None
+            for _ in range(abs(power)):
+                term = term * base if power > 0 else term / base
+        out = out + term
+    return out
+
+
+def _walk_of(cascade: Cascade, rank: str, index: Affine) -> tuple[str, ...] | None:
+    """The variables of ``index`` when it walks all of ``rank`` through several of them, in
+    mixed radix (``n*J + j`` with ``n < N``, ``j < J`` and ``N*J == K``), split or not."""
+    poly = index.poly
+    if poly is None or len(poly) < 2:
+        return None
+    terms: list[tuple[str, Affine]] = []  # variable, stride
+    for mono, coeff in poly:
+        variables = [(s, p) for s, p in mono if s.var]
+        if len(variables) != 1 or variables[0][1] != 1:
+            return None
+        rest = Affine.const(coeff.numerator) / coeff.denominator
+        for s, p in mono:
+            if not s.var:
+                for _ in range(abs(p)):
+                    e = Affine.extent(s.name)
+                    rest = rest * e if p > 0 else rest / e
+        stride = _in_free_extents(cascade, rest)
+        if stride is None:
+            return None
+        terms.append((variables[0][0].name, stride))
+    stride = Affine.const(1)
+    left = list(terms)
+    chain: list[str] = []
+    while left:
+        found = next((t for t in left if t[1] == stride), None)
+        if found is None or found[0] not in cascade.var_ranks:
+            return None
+        left.remove(found)
+        chain.append(found[0])
+        extent = _extent_of(cascade, cascade.var_ranks[found[0]])
+        if extent is None:
+            return None
+        stride = stride * extent
+    whole = _extent_of(cascade, rank)
+    if whole is None or stride != whole:
+        return None
+    return tuple(reversed(chain))
+
+
+def implicit_walks(cascade: Cascade, rank: str) -> list[tuple[tuple[str, ...], Affine]]:
+    """Every index of an access that walks all of ``rank`` through several variables, split
+    or not (``A[n*J + j]``): its variables, outermost first, and the index."""
+    out: list[tuple[tuple[str, ...], Affine]] = []
+    for e in cascade.einsums:
+        for acc in (e.output, *e.reads):
+            t = cascade.tensor(acc.tensor)
+            for d, ix in zip(t.dims, acc.affine_indices, strict=True):
+                if d.rank != rank or d.iterative:
+                    continue
+                found = _walk_of(cascade, rank, ix)
+                if found is not None and all(found != w for w, _ in out):
+                    out.append((found, ix))
+    return out
 
 
 def _traverses(n: _Node, covers: list[frozenset[str]]) -> bool:
@@ -474,13 +610,16 @@ class _Analysis:
     @functools.cache  # noqa: B019 - the analysis object lives for one report
     def stream_sources_of_tensor(self, tensor: str, family: frozenset[str]) -> frozenset[str]:
         """Tensors that ``tensor`` is computed from along the rank, transitively."""
-        e = self.c.producer(tensor)
-        if e is None:
-            return frozenset({tensor})
         out = {tensor}
-        for acc in self.all_reads(self.by_key[e.name]):
-            if acc.variables & family and acc.tensor != tensor:
-                out |= self.stream_sources_of_tensor(acc.tensor, family)
+        todo = [tensor]
+        while todo:  # a worklist: the reads of a recurrence's Einsums form cycles
+            e = self.c.producer(todo.pop())
+            if e is None:
+                continue
+            for acc in self.all_reads(self.by_key[e.name]):
+                if acc.variables & family and acc.tensor not in out:
+                    out.add(acc.tensor)
+                    todo.append(acc.tensor)
         return frozenset(out)
 
     # ------------------------------------------------------------ footprints

@@ -9,7 +9,14 @@ from einsumcc.frontend.constants import Constants
 from einsumcc.frontend.context import Context, suggest
 from einsumcc.frontend.parser import KEYWORDS, RESERVED
 from einsumcc.ir import nodes as ir
-from einsumcc.ir.cascade import Cascade, Recurrence, Stage, plan_stages
+from einsumcc.ir.cascade import (
+    Cascade,
+    Recurrence,
+    Stage,
+    dependency,
+    dependency_edges,
+    plan_stages,
+)
 
 EXPECTATIONS = {"passes": 1}
 
@@ -36,11 +43,58 @@ def check_dependencies(ctx: Context) -> tuple[Stage, ...]:
     if ctx.sink.errors:
         return ()
     einsums = [ctx.einsums[n] for n in ctx.assignments if n in ctx.einsums]
-    stages, problems = plan_stages(einsums, provisional_tensors(ctx), ctx.var_rank)
+    tensors = provisional_tensors(ctx)
+    if not check_filter_reads(ctx, einsums, tensors):
+        return ()
+    stages, problems = plan_stages(einsums, tensors, ctx.var_rank)
     for p in problems:
         st = ctx.assignments[p.einsum]
         ctx.error(st.target.span, p.message, hint=p.hint)
     return stages
+
+
+def check_filter_reads(
+    ctx: Context, einsums: list[ir.Einsum], tensors: dict[str, ir.Tensor]
+) -> bool:
+    """(v2) A filter reads inputs and tensors computed before its Einsum: not its own result
+    (except the previous iterate of a recurrence), nor anything computed from it."""
+    edges = [d for d in dependency_edges(einsums, tensors) if d.kind != "carried"]
+    after: dict[str, set[str]] = {}
+    for d in edges:
+        after.setdefault(d.writer, set()).add(d.reader)
+    ok = True
+    for e in einsums:
+        if not e.mask:
+            continue
+        later = _reachable(after, e.name)
+        for acc in e.mask_reads:
+            w = ctx.einsums.get(acc.tensor)
+            t = tensors.get(acc.tensor)
+            if w is None or t is None:
+                continue
+            dep = dependency(e, acc, w, t)
+            if dep is None or dep.kind == "carried":
+                continue
+            if acc.tensor == e.name or acc.tensor in later:
+                how = "" if acc.tensor == e.name else f" (it is computed from {e.name})"
+                ctx.error(
+                    acc.span,
+                    f"the filter of {e.name} reads {acc.tensor}, which is not yet computed{how}",
+                    hint="a filter may read inputs and tensors computed by earlier Einsums",
+                )
+                ok = False
+    return ok
+
+
+def _reachable(after: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    stack = [start]
+    while stack:
+        for n in after.get(stack.pop(), ()):
+            if n not in seen:
+                seen.add(n)
+                stack.append(n)
+    return seen
 
 
 def check_expects(ctx: Context) -> tuple[ir.Expect, ...]:
@@ -142,7 +196,7 @@ def warn_split_mixing(ctx: Context, cascade: Cascade) -> None:
 def warn_fills(ctx: Context, constants: Constants, cascade: Cascade) -> None:
     """A filter's fill that flows into exp or max changes the result."""
     for e in cascade.einsums:
-        if not e.where:
+        if not e.filtered:
             continue
         t = cascade.tensor(e.name)
         fill = constants.fold(t.fill)
@@ -152,7 +206,7 @@ def warn_fills(ctx: Context, constants: Constants, cascade: Cascade) -> None:
             how = _sensitive_use(consumer.body, e.name)
             if how:
                 ctx.warning(
-                    e.where[0].span,
+                    (e.where[0] if e.where else e.mask[0]).span,
                     f"points removed by this filter hold {e.name}'s fill {fill:g}, which "
                     f"{how} in {consumer.name}",
                     hint=f"declare the fill: tensor {e.name}[{', '.join(map(str, t.dims))}]"

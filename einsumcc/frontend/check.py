@@ -31,6 +31,7 @@ from einsumcc.frontend.declarations import Declarations
 from einsumcc.frontend.einsums import Einsums
 from einsumcc.frontend.extents import Extents
 from einsumcc.frontend.indices import Indices
+from einsumcc.frontend.points import PointValues
 from einsumcc.frontend.structure import Inits, Roles
 from einsumcc.frontend.tensors import Tensors
 from einsumcc.frontend.values import Values
@@ -55,8 +56,9 @@ def check_program(program: s.Program, source: Source | None = None) -> Checked:
     constants.resolve_params()
     indices = Indices(ctx)
     Tensors(ctx, constants, indices).resolve()
-    Einsums(ctx, indices, Values(ctx, constants, indices)).check()
-    Inits(ctx, constants).check()
+    values = Values(ctx, constants, indices)
+    Einsums(ctx, indices, values).check()
+    Inits(ctx, constants, PointValues(ctx, constants, values)).check()
     Roles(ctx).check()
     stages = assemble.check_dependencies(ctx)
     expects = assemble.check_expects(ctx)

@@ -66,6 +66,13 @@ class Constants:
             a = self.const_expr(e.lhs, what)
             b = self.const_expr(e.rhs, what)
             return ir.Binary(e.op, a, b, e.span)
+        if isinstance(e, s.Call) and e.fn.name == "select":
+            self.ctx.error(
+                e.span,
+                f"{what} cannot contain select",
+                hint="select chooses a value at each point of an Einsum; a constant is one value",
+            )
+            raise UnresolvedError
         if isinstance(e, s.Call):
             args = tuple(self.const_expr(a, what) for a in e.args)
             self.check_call(e)

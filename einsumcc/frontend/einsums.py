@@ -20,10 +20,12 @@ def _show(e: s.Expr) -> str:
 
 
 def _children(e: s.Expr) -> tuple[s.Expr, ...]:
-    if isinstance(e, s.BinOp):
+    if isinstance(e, s.BinOp | s.Cond):
         return (e.lhs, e.rhs)
-    if isinstance(e, s.Neg):
+    if isinstance(e, s.Neg | s.NotCond):
         return (e.operand,)
+    if isinstance(e, s.BoolOp):
+        return e.parts
     if isinstance(e, s.Call):
         return e.args
     if isinstance(e, s.Access):
@@ -51,7 +53,7 @@ class Einsums:
         self.ctx = ctx
         self.indices = indices
         self.values = values
-        self.filters = Filters(ctx, indices)
+        self.filters = Filters(ctx, indices, values)
 
     def check(self) -> None:
         ctx = self.ctx
@@ -75,10 +77,10 @@ class Einsums:
             return None
         implicit = ir.free_variables(body) - lhs_vars
         body = make_sums_explicit(body, implicit)
-        where = self.filters.check(st, body, lhs_vars)
-        if where is None:
+        found = self.filters.check(st, body, lhs_vars)
+        if found is None:
             return None
-        return ir.Einsum(out, body, where, st.span)
+        return ir.Einsum(out, body, found.where, st.span, found.mask)
 
     # ------------------------------------------------------------ left-hand side
     def lhs(self, target: s.Access, info: TensorInfo) -> ir.Access | None:

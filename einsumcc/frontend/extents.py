@@ -151,6 +151,8 @@ class Extents:
                 raise UnresolvedError
             ctx.error(e.span, f"undeclared rank '{e.name}'", hint=suggest(e.name, ctx.ranks))
             raise UnresolvedError
+        if isinstance(e, s.BinOp) and e.op == "**":
+            return self.power(e, rank)
         if isinstance(e, s.BinOp):
             a = self.expr(e.lhs, rank)
             b = self.expr(e.rhs, rank)
@@ -160,6 +162,22 @@ class Extents:
             f"extent of {rank} must be an integer expression of numbers and rank extents",
         )
         raise UnresolvedError
+
+    def power(self, e: s.BinOp, rank: str) -> Affine:
+        """(v2) ``a ** n`` in an extent: ``n`` a literal integer from 0 to 64."""
+        base = self.expr(e.lhs, rank)
+        exp = e.rhs
+        if not (isinstance(exp, s.Number) and exp.text.isdigit() and int(exp.text) <= 64):
+            self.ctx.error(
+                exp.span,
+                f"the exponent in the extent of {rank} must be an integer from 0 to 64",
+                hint="extents are integer expressions: write 2 ** 10, not 2 ** 0.5",
+            )
+            raise UnresolvedError
+        out = Affine.const(1)
+        for _ in range(int(exp.text)):
+            out = out * base
+        return out
 
     def split_ok(self, parent: str, st: s.SplitStmt) -> bool:
         ok = True

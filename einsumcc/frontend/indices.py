@@ -12,6 +12,9 @@ _KINDS: dict[type, str] = {
     s.Call: "a function call",
     s.Reduce: "a reduction",
     s.Inf: "inf",
+    s.Cond: "a comparison",
+    s.BoolOp: "a condition",
+    s.NotCond: "a condition",
 }
 
 
@@ -62,6 +65,14 @@ class Indices:
                 self.ctx.error(e.span, f"{what} must be an integer expression, not {e.text}")
                 raise UnresolvedError
             return Affine.const(int(e.text))
+        if isinstance(e, s.BinOp) and e.op == "**":
+            self.ctx.error(
+                e.span,
+                f"{what} cannot contain a power '**'",
+                hint="index expressions are affine: rank variables, extents and integers "
+                "joined by + - and *; write a constant power as a product, or declare an extent",
+            )
+            raise UnresolvedError
         if isinstance(e, s.BinOp):
             a = self.expr(e.lhs, what)
             b = self.expr(e.rhs, what)

@@ -37,6 +37,8 @@ KEYWORDS = frozenset(
         "init",
         "where",
         "and",
+        "or",
+        "not",
         "expect",
         "inf",
     ]
@@ -66,6 +68,9 @@ _TERMINAL_NAMES = {
     "INF": "'inf'",
     "WHERE": "'where'",
     "AND": "'and'",
+    "OR": "'or'",
+    "NOT": "'not'",
+    "_POW": "'**'",
     "__ANON_0": "'->'",
 }
 
@@ -76,9 +81,10 @@ MAX_NUMBER_DIGITS = 100  # digits of a number literal (exponent excluded)
 MAX_STATEMENT_DIGITS = 1000  # digits of all the integer literals of one statement
 
 # Tokens that add a level to the expression around them: operators, comparisons, reductions.
-_LEVEL_TOKENS = frozenset({"PLUS", "MINUS", "STAR", "SLASH", "CMP", "LBRACE"})
-# Tokens that end one expression and start an independent one at the same bracket level.
-_SEPARATORS = frozenset({"COMMA", "EQUAL", "WHERE", "AND", "COLON", "__ANON_0"})
+_LEVEL_TOKENS = frozenset({"PLUS", "MINUS", "STAR", "SLASH", "CMP", "LBRACE", "_POW", "NOT"})
+# Tokens that end one expression and start an independent one at the same bracket level
+# (``and`` and ``or`` chains are flat nodes of the tree).
+_SEPARATORS = frozenset({"COMMA", "EQUAL", "WHERE", "AND", "OR", "COLON", "__ANON_0"})
 
 
 class LimitError(Exception):
@@ -234,11 +240,13 @@ _LOAD_OPTIONS = frozenset({"postlex", "propagate_positions"})
 def _cache_folder() -> Path | None:
     """Where the LALR tables are kept between processes (saves ~50 ms per process).
 
-    ``$XDG_CACHE_HOME/einsumcc`` (default ``~/.cache/einsumcc``): a real folder owned by the
-    user, or None (no cache) where it cannot be made or is a symbolic link.
+    ``$EINSUMCC_CACHE_DIR``, else ``$XDG_CACHE_HOME/einsumcc`` (default ``~/.cache/einsumcc``):
+    a real folder owned by the user, or None (no cache) where it cannot be made or is a
+    symbolic link.
     """
+    own = os.environ.get("EINSUMCC_CACHE_DIR")
     base = os.environ.get("XDG_CACHE_HOME") or Path("~/.cache").expanduser()
-    folder = Path(base) / "einsumcc"
+    folder = Path(own).expanduser() if own else Path(base) / "einsumcc"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         st = os.lstat(folder)
@@ -337,11 +345,15 @@ def parse_file(path: str) -> tuple[s.Program, Source]:
 
 
 _OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH"}
+# v2 tokens that are named only where nothing of v1 fits (so v1 messages keep their text).
+_V2_TERMS = {"_POW", "OR", "NOT"}
 
 
 def _expected_text(expected: set[str] | frozenset[str]) -> str:
     names = []
     terms = set(expected)
+    if terms - _V2_TERMS:
+        terms -= _V2_TERMS
     if terms >= _OPERATORS:
         terms -= _OPERATORS
         names.append("an operator")
@@ -382,7 +394,7 @@ _CHAR_HINTS = {
     "=": "comparisons are '==', '!=', '<=', '>=', '<' and '>'",
     "!": "comparisons are '==', '!=', '<=', '>=', '<' and '>'",
     "&": "join the conditions of a filter with 'and'",
-    "|": "join the conditions of a filter with 'and'",
+    "|": "join the conditions of a filter with 'or'",
     ".": "numbers are written with digits on both sides of the point: 0.5, not .5 or 5.",
 }
 
@@ -505,7 +517,7 @@ def _token_hint(
         if close and at_start:
             return f"did you mean the keyword '{close[0]}'?"
     if tok.type == "STAR" and prev is not None and prev.type == "STAR":
-        return "there is no power operator; multiply, or use exp and log"
+        return "the power operator is '**', written without a space"
     if inside and "COMMA" in exc.expected and tok.type == "NAME":
         return "separate indices and arguments with ','"
     if not has_equal and "EQUAL" in exc.expected and prev is not None and prev.type == "RSQB":
@@ -562,9 +574,9 @@ class _Builder:
         if kind == "init_stmt":
             return s.InitStmt(self.access(c[0]), self.expr(c[1]), sp)
         if kind == "einsum_stmt":
-            where: tuple[s.Cond, ...] = ()
+            where: tuple[s.Expr, ...] = ()
             if len(c) > 2 and c[2] is not None:
-                where = tuple(self.cond(x) for x in c[2].children)
+                where = _conjuncts(self.expr(c[2].children[0]))
             return s.EinsumStmt(self.access(c[0]), self.expr(c[1]), where, sp)
         if kind == "expect_stmt":
             fn, *mid, op, value = c
@@ -573,10 +585,6 @@ class _Builder:
         if kind == "reserved_stmt":
             return s.ReservedStmt(str(c[0]), sp)
         raise AssertionError(f"unknown statement {kind}")
-
-    def cond(self, t: Tree[Any]) -> s.Cond:
-        lhs, op, rhs = t.children
-        return s.Cond(self.expr(lhs), str(op), self.expr(rhs), self.span(t))
 
     def access(self, t: Tree[Any]) -> s.Access:
         name, *idx = t.children
@@ -610,10 +618,33 @@ class _Builder:
             return s.Reduce(
                 self.ident(op), tuple(self.ident(n) for n in names), self.expr(body), sp
             )
-        if kind in {"add", "sub", "mul", "div"}:
-            op = {"add": "+", "sub": "-", "mul": "*", "div": "/"}[kind]
-            return s.BinOp(op, self.expr(c[0]), self.expr(c[1]), sp)
+        if kind in _BINARY:
+            return s.BinOp(_BINARY[kind], self.expr(c[0]), self.expr(c[1]), sp)
+        return self.condition(t, sp)
+
+    def condition(self, t: Tree[Any], sp: Span | None) -> s.Expr:
+        """(v2) comparisons, ``and``, ``or`` and ``not``."""
+        kind = t.data
+        c = t.children
+        if kind == "compare":
+            lhs, op, rhs = c
+            return s.Cond(self.expr(lhs), str(op), self.expr(rhs), sp)
+        if kind == "not_":
+            return s.NotCond(self.expr(c[0]), sp)
+        if kind in {"conj", "disj"}:
+            op = "and" if kind == "conj" else "or"
+            return s.BoolOp(op, tuple(self.expr(x) for x in c), sp)
         raise AssertionError(f"unknown expression {kind}")
+
+
+_BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
+
+
+def _conjuncts(e: s.Expr) -> tuple[s.Expr, ...]:
+    """The conjuncts of a filter's top-level ``and`` (parenthesised ones included)."""
+    if isinstance(e, s.BoolOp) and e.op == "and":
+        return tuple(x for part in e.parts for x in _conjuncts(part))
+    return (e,)
 
 
 def _respan(e: s.Expr, span: Span | None) -> s.Expr:

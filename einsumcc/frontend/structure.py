@@ -8,6 +8,7 @@ from einsumcc.diagnostics import Span
 from einsumcc.frontend import syntax as s
 from einsumcc.frontend.constants import Constants
 from einsumcc.frontend.context import Context, TensorInfo, UnresolvedError, suggest
+from einsumcc.frontend.points import PointValues
 from einsumcc.ir import nodes as ir
 from einsumcc.ir.affine import Affine
 
@@ -15,9 +16,10 @@ from einsumcc.ir.affine import Affine
 class Inits:
     """``init T[0, p] = value``: builds ``ctx.ir_inits``."""
 
-    def __init__(self, ctx: Context, constants: Constants) -> None:
+    def __init__(self, ctx: Context, constants: Constants, points: PointValues) -> None:
         self.ctx = ctx
         self.constants = constants
+        self.points = points
 
     def check(self) -> None:
         for name, st in self.ctx.inits.items():
@@ -55,8 +57,11 @@ class Inits:
                 ok = False
             if index is not None:
                 indices.append(index[0])
+        own = frozenset(
+            ix.name for i, ix in enumerate(st.target.indices) if i != pos and isinstance(ix, s.Name)
+        )
         try:
-            value = self.constants.const_expr(st.value, f"the init of {name}")
+            value = self.points.convert(st.value, f"the init of {name}", own)
         except UnresolvedError:
             return
         if ok:

@@ -75,21 +75,40 @@ class Neg:
 
 @dataclass(frozen=True, slots=True)
 class BinOp:
-    op: str  # one of + - * /
+    op: str  # one of + - * / ** (v2: power)
     lhs: Expr
     rhs: Expr
     span: Span | None = _span()
-
-
-Expr = Number | Inf | Name | Access | Call | Reduce | Neg | BinOp
 
 
 @dataclass(frozen=True, slots=True)
 class Cond:
+    """One comparison ``lhs op rhs`` (a condition, not a value)."""
+
     lhs: Expr
     op: str
     rhs: Expr
     span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class BoolOp:
+    """(v2) ``a and b and ...`` or ``a or b or ...``: a condition."""
+
+    op: str  # and | or
+    parts: tuple[Expr, ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class NotCond:
+    """(v2) ``not c``: a condition."""
+
+    operand: Expr
+    span: Span | None = _span()
+
+
+Expr = Number | Inf | Name | Access | Call | Reduce | Neg | BinOp | Cond | BoolOp | NotCond
 
 
 # ---------------------------------------------------------------- statements
@@ -143,7 +162,7 @@ class InitStmt:
 class EinsumStmt:
     target: Access
     value: Expr
-    where: tuple[Cond, ...]
+    where: tuple[Expr, ...]  # the conjuncts of the filter's top-level ``and``
     span: Span | None = _span()
 
 

@@ -8,6 +8,8 @@ from einsumcc.frontend import syntax as s
 from einsumcc.frontend.constants import Constants
 from einsumcc.frontend.context import Context, TensorInfo, UnresolvedError, suggest
 from einsumcc.frontend.indices import Indices, is_plus_one
+from einsumcc.frontend.points import PointValues
+from einsumcc.frontend.values import Values
 from einsumcc.ir import nodes as ir
 
 DTYPES = {d.value: d for d in ir.DType}
@@ -31,17 +33,25 @@ class Tensors:
         self.ctx = ctx
         self.constants = constants
         self.indices = indices
+        self.points = PointValues(ctx, constants, Values(ctx, constants, indices))
 
     def resolve(self) -> None:
-        for info in self.ctx.tensors.values():
+        declared = list(self.ctx.tensors.values())
+        for info in declared:
             st = info.decl
             assert st is not None
             dims = [self.decl_dim(d) for d in st.dims]
             info.dims = None if None in dims else tuple(d for d in dims if d is not None)
             if st.dtype is not None:
                 self.dtype(info, st.dtype)
-            if st.fill is not None:
-                self.fill(info, st.fill)
+        self.undeclared()
+        # fills last: a fill may read inputs declared after the tensor (v2)
+        for info in declared:
+            assert info.decl is not None
+            if info.decl.fill is not None:
+                self.fill(info, info.decl.fill)
+
+    def undeclared(self) -> None:
         for name, assignment in self.ctx.assignments.items():
             if name in self.ctx.tensors:
                 continue
@@ -66,8 +76,9 @@ class Tensors:
         )
 
     def fill(self, info: TensorInfo, fill: s.Expr) -> None:
+        own = frozenset(d.rank.lower() for d in info.dims or () if not d.iterative)
         try:
-            info.fill = self.constants.const_expr(fill, f"the fill value of {info.name}")
+            info.fill = self.points.convert(fill, f"the fill value of {info.name}", own)
         except UnresolvedError:
             return
         value = self.constants.fold(info.fill)

@@ -9,6 +9,8 @@ from einsumcc.frontend.indices import Indices
 from einsumcc.ir import nodes as ir
 from einsumcc.ir.affine import Affine
 
+SELECT = "select"
+
 
 def transpose_hint(
     var_rank: dict[str, str], name: str, dims: tuple[ir.Dim, ...], access: s.Access
@@ -47,6 +49,15 @@ class Values:
         if isinstance(e, s.BinOp):
             lhs, rhs = self.all_of((e.lhs, e.rhs), bound)
             return ir.Binary(e.op, lhs, rhs, e.span)
+        if isinstance(e, s.Cond | s.BoolOp | s.NotCond):
+            self.ctx.error(
+                e.span,
+                "a condition is not a value",
+                hint="choose a value by a condition with select(condition, a, b)",
+            )
+            raise UnresolvedError
+        if isinstance(e, s.Call) and e.fn.name == SELECT:
+            return self.select(e, bound)
         if isinstance(e, s.Call):
             try:
                 args = self.all_of(e.args, bound)
@@ -70,6 +81,65 @@ class Values:
         if failed:
             raise UnresolvedError
         return tuple(out)
+
+    # ------------------------------------------------------------ conditions (v2)
+    def select(self, e: s.Call, bound: frozenset[str]) -> ir.Expr:
+        """``select(c, a, b)``: ``c`` has the syntax of a filter."""
+        if len(e.args) != 3:
+            self.ctx.error(
+                e.span,
+                f"function 'select' takes 3 arguments, got {len(e.args)}",
+                hint="select(condition, value where it holds, value elsewhere)",
+            )
+            raise UnresolvedError
+        failed = False
+        try:
+            cond = self.condition(e.args[0], bound, "the condition of select")
+        except UnresolvedError:
+            failed = True
+        try:
+            then, other = self.all_of(e.args[1:], bound)
+        except UnresolvedError:
+            failed = True
+        if failed:
+            raise UnresolvedError
+        return ir.Select(cond, then, other, e.span)
+
+    def condition(self, e: s.Expr, bound: frozenset[str], what: str) -> ir.Expr:
+        """A condition: comparisons of values joined by ``and``, ``or`` and ``not``."""
+        if isinstance(e, s.Cond):
+            lhs, rhs = self.all_of((e.lhs, e.rhs), bound)
+            return ir.Compare(lhs, e.op, rhs, e.span)
+        if isinstance(e, s.NotCond):
+            return ir.Not(self.condition(e.operand, bound, what), e.span)
+        if isinstance(e, s.BoolOp):
+            parts: list[ir.Expr] = []
+            failed = False
+            for part in e.parts:
+                try:
+                    parts.append(self.condition(part, bound, what))
+                except UnresolvedError:
+                    failed = True
+            if failed:
+                raise UnresolvedError
+            return ir.Logic(e.op, tuple(parts), e.span)
+        text = self.source_text(e)
+        self.ctx.error(
+            e.span,
+            f"{what} is not a comparison",
+            hint=f"compare the value: {text} != 0"
+            if text
+            else "a condition compares values (< <= > >= == !=), joined by and, or, not",
+        )
+        raise UnresolvedError
+
+    def source_text(self, e: s.Expr) -> str | None:
+        """The text of ``e`` when it fits on one short line."""
+        span, source = e.span, self.ctx.source
+        if span is None or source is None or span.line != span.end_line:
+            return None
+        text = source.line(span.line)[span.col - 1 : span.end_col - 1].strip()
+        return text if 0 < len(text) <= 40 else None
 
     # ------------------------------------------------------------ reductions
     def reduce(self, e: s.Reduce, bound: frozenset[str]) -> ir.Expr:

@@ -37,6 +37,21 @@ def _sqrt(x: float) -> float:
     return math.nan if math.isnan(x) or x < 0 else math.sqrt(x)
 
 
+def _pow(a: float, b: float) -> float:
+    """``a ** b`` as numpy computes it in float64: NaN for a negative base and a fractional
+    exponent, inf for zero to a negative power, inf on overflow."""
+    try:
+        return math.pow(a, b)
+    except OverflowError:
+        odd = b == int(b) and int(b) % 2 == 1
+        return -math.inf if a < 0 and odd else math.inf
+    except ValueError:
+        if a == 0 and b < 0:
+            odd = b == int(b) and int(b) % 2 == 1
+            return math.copysign(math.inf, a) if odd else math.inf
+        return math.nan
+
+
 def _max(a: float, b: float) -> float:
     return math.nan if math.isnan(a) or math.isnan(b) else max(a, b)
 
@@ -63,6 +78,7 @@ BINARY: dict[str, Callable[[float, float], float]] = {
     "-": lambda a, b: a - b,
     "*": lambda a, b: a * b,
     "/": _div,
+    "**": _pow,
 }
 
 

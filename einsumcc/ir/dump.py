@@ -15,15 +15,19 @@ from einsumcc.ir.nodes import (
     Access,
     Binary,
     Call,
+    Compare,
     Condition,
     Const,
     Einsum,
     Expr,
     ExtentRef,
+    Logic,
     Neg,
+    Not,
     ParamRef,
     Reduce,
     Role,
+    Select,
     Tensor,
     VarRef,
     is_var_symbol,
@@ -33,6 +37,8 @@ if TYPE_CHECKING:
     import sympy
 
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2}
+# Levels of the value grammar: 3 unary (- and reductions), 4 power, 5 a primary.
+_UNARY, _POWER, _PRIMARY = 3, 4, 5
 
 
 def render_index(expr: sympy.Expr) -> str:
@@ -60,7 +66,10 @@ def _term(expr: sympy.Expr) -> str:
         return f"{expr.p} / {expr.q}"
     num, den = expr.as_numer_denom()
     if den != 1:
-        return f"{_product(num)} / {_product(den)}"
+        denom = _product(den)
+        if den.is_Mul or den.is_Pow:  # M / (C*M0), not M / C*M0
+            denom = f"({denom})"
+        return f"{_product(num)} / {denom}"
     return _product(num)
 
 
@@ -104,6 +113,12 @@ def render_expr(e: Expr, ctx: int = 0, right: bool = False) -> str:
         return render_access(e)
     if isinstance(e, Call):
         return f"{e.fn}({', '.join(render_expr(a) for a in e.args)})"
+    if isinstance(e, Select):
+        parts = (render_condition_expr(e.cond), render_expr(e.then), render_expr(e.other))
+        return f"select({', '.join(parts)})"
+    if isinstance(e, Compare | Logic | Not):
+        text = render_condition_expr(e)
+        return f"({text})" if ctx > 0 else text
     if isinstance(e, Neg):
         text = "-" + render_expr(e.operand, 3)
         return f"({text})" if ctx > 3 else text
@@ -111,6 +126,9 @@ def render_expr(e: Expr, ctx: int = 0, right: bool = False) -> str:
         text = f"{e.op}{{{', '.join(e.variables)}}} {render_expr(e.body, 3)}"
         return f"({text})" if ctx > 3 or (right and ctx == 3) else text
     assert isinstance(e, Binary)
+    if e.op == "**":  # right-associative; the base is a primary, the exponent a unary form
+        text = f"{render_expr(e.lhs, _PRIMARY)} ** {render_expr(e.rhs, _UNARY, right=True)}"
+        return f"({text})" if ctx > _POWER else text
     p = _PREC[e.op]
     text = f"{render_expr(e.lhs, p)} {e.op} {render_expr(e.rhs, p + 1, right=True)}"
     return f"({text})" if p < ctx else text
@@ -130,10 +148,33 @@ def render_condition(c: Condition) -> str:
     return f"{render_index(c.lhs)} {c.op} {render_index(c.rhs)}"
 
 
+# Levels of the condition grammar: or, and, not, a comparison.
+_COND_PREC = {"or": 1, "and": 2}
+
+
+def render_condition_expr(e: Expr, ctx: int = 0) -> str:
+    """(v2) a condition with the fewest parentheses that keep its tree."""
+    if isinstance(e, Compare):
+        # both sides are values: a condition there needs parentheses (ctx 1)
+        return f"{render_expr(e.lhs, 1)} {e.op} {render_expr(e.rhs, 1)}"
+    if isinstance(e, Not):
+        text = "not " + render_condition_expr(e.operand, 3)
+        return f"({text})" if ctx > 3 else text
+    if isinstance(e, Logic):
+        p = _COND_PREC[e.op]
+        text = f" {e.op} ".join(render_condition_expr(x, p + 1) for x in e.parts)
+        return f"({text})" if ctx > p else text
+    return render_expr(e, 1)
+
+
 def render_einsum(e: Einsum) -> str:
     text = f"{render_access(e.output)} = {render_expr(e.body)}"
-    if e.where:
-        text += " where " + " and ".join(render_condition(c) for c in e.where)
+    conjuncts = [render_condition(c) for c in e.where]
+    alone = not e.where and len(e.mask) == 1  # `where a or b` needs no parentheses
+    level = 0 if alone else _COND_PREC["and"] + 1
+    conjuncts += [render_condition_expr(m, level) for m in e.mask]
+    if conjuncts:
+        text += " where " + " and ".join(conjuncts)
     return text
 
 

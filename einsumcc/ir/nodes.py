@@ -200,7 +200,66 @@ class Reduce:
     span: Span | None = _span()
 
 
-Expr = Const | ParamRef | ExtentRef | VarRef | Access | Neg | Binary | Call | Reduce
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """(v2) ``lhs op rhs`` of value expressions: a condition, true or false at each point."""
+
+    lhs: Expr
+    op: str  # < <= > >= == !=
+    rhs: Expr
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Logic:
+    """(v2) ``a and b and ...`` or ``a or b or ...`` of conditions (two parts or more)."""
+
+    op: str  # and | or
+    parts: tuple[Expr, ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    """(v2) ``not c`` of a condition."""
+
+    operand: Expr
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Select:
+    """(v2) ``select(cond, then, other)``: ``then`` where the condition holds, else ``other``."""
+
+    cond: Expr
+    then: Expr
+    other: Expr
+    span: Span | None = _span()
+
+
+Expr = (
+    Const
+    | ParamRef
+    | ExtentRef
+    | VarRef
+    | Access
+    | Neg
+    | Binary
+    | Call
+    | Reduce
+    | Compare
+    | Logic
+    | Not
+    | Select
+)
+CONDITIONS = (Compare, Logic, Not)
+COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
+
+
+def is_condition(e: Expr) -> bool:
+    """Whether ``e`` is a condition (a comparison, ``and``, ``or``, ``not``), not a value."""
+    return isinstance(e, CONDITIONS)
+
 
 REDUCTIONS = ("sum", "max", "min", "prod")
 FUNCTIONS: dict[str, int] = {
@@ -220,27 +279,35 @@ FUNCTIONS: dict[str, int] = {
 
 
 def children(e: Expr) -> tuple[Expr, ...]:
-    if isinstance(e, Neg):
+    if isinstance(e, Neg | Not):
         return (e.operand,)
-    if isinstance(e, Binary):
+    if isinstance(e, Binary | Compare):
         return (e.lhs, e.rhs)
     if isinstance(e, Call):
         return e.args
     if isinstance(e, Reduce):
         return (e.body,)
+    if isinstance(e, Logic):
+        return e.parts
+    if isinstance(e, Select):
+        return (e.cond, e.then, e.other)
     return ()
 
 
 def with_children(e: Expr, kids: tuple[Expr, ...]) -> Expr:
     """``e`` with its children replaced (the inverse of :func:`children`)."""
-    if isinstance(e, Neg):
+    if isinstance(e, Neg | Not):
         return dataclasses.replace(e, operand=kids[0])
-    if isinstance(e, Binary):
+    if isinstance(e, Binary | Compare):
         return dataclasses.replace(e, lhs=kids[0], rhs=kids[1])
     if isinstance(e, Call):
         return dataclasses.replace(e, args=kids)
     if isinstance(e, Reduce):
         return dataclasses.replace(e, body=kids[0])
+    if isinstance(e, Logic):
+        return dataclasses.replace(e, parts=kids)
+    if isinstance(e, Select):
+        return dataclasses.replace(e, cond=kids[0], then=kids[1], other=kids[2])
     return e
 
 
@@ -419,12 +486,18 @@ def iterative_variable(target: Access) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Einsum:
-    """One statement ``OUT[...] = body where ...``; named after the tensor it assigns."""
+    """One statement ``OUT[...] = body where ...``; named after the tensor it assigns.
+
+    The filter is the conjunction of ``where`` (its affine comparisons over rank variables,
+    extents and integers: what tools reason about statically) and ``mask`` (v2: every other
+    conjunct, conditions evaluated point by point, which may read tensors).
+    """
 
     output: Access
     body: Expr
     where: tuple[Condition, ...] = ()
     span: Span | None = _span()
+    mask: tuple[Expr, ...] = ()
 
     @property
     def name(self) -> str:
@@ -460,7 +533,23 @@ class Einsum:
 
     @property
     def reads(self) -> tuple[Access, ...]:
+        """Every tensor read: the body's, then the filter's (``mask``)."""
+        out = accesses(self.body)
+        for m in self.mask:
+            out += accesses(m)
+        return out
+
+    @property
+    def body_reads(self) -> tuple[Access, ...]:
         return accesses(self.body)
+
+    @property
+    def mask_reads(self) -> tuple[Access, ...]:
+        return tuple(a for m in self.mask for a in accesses(m))
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.where or self.mask)
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,7 @@ ARITH: dict[str, Callable[[Any, Any], Any]] = {
     "-": np.subtract,
     "*": np.multiply,
     "/": np.true_divide,
+    "**": np.power,
 }
 
 

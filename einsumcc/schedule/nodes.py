@@ -47,6 +47,7 @@ from einsumcc.ir.nodes import (
     iterative_variable,
     var_symbol,
     walk,
+    with_children,
 )
 
 
@@ -73,6 +74,9 @@ class Node:
     survive: str | None = None  # top node: key of its SURVIVE node
     recurrence: str | None = None  # the iterative variable when part of a recurrence
     top: bool = False  # the statement's own node (writes the statement's tensor)
+    # top node: (v2) conditions that read tensors, on the output's variables: fill where one
+    # fails, decided point by point at run time (never per tile)
+    data: tuple[Expr, ...] = ()
     stage: int = 0  # index of the cascade stage (a recurrence's nodes share one)
     span: Span | None = field(default=None, compare=False)
 
@@ -83,7 +87,15 @@ class Node:
 
     @property
     def reads(self) -> tuple[Access, ...]:
-        return tuple(n for n in walk(self.body) if isinstance(n, Access))
+        out = [n for n in walk(self.body) if isinstance(n, Access)]
+        for cond in self.data:
+            out.extend(n for n in walk(cond) if isinstance(n, Access) and n not in out)
+        return tuple(out)
+
+    @property
+    def filtered(self) -> bool:
+        """Some points hold the fill: a guard, a survive node or a data condition."""
+        return bool(self.guard or self.survive is not None or self.data)
 
     @property
     def iterative_variable(self) -> str | None:
@@ -195,14 +207,21 @@ def _substitute(e: Expr, views: Mapping[str, tuple[Access, Access]]) -> Expr:
         return Call(e.fn, tuple(_substitute(a, views) for a in e.args), e.span)
     if isinstance(e, Reduce):
         return Reduce(e.op, e.variables, _substitute(e.body, views), e.span)
+    kids = children(e)
+    if kids:  # (v2) conditions
+        return with_children(e, tuple(_substitute(k, views) for k in kids))
     return e
 
 
 class _Decomposer:
-    def __init__(self, c: Cascade) -> None:
+    def __init__(self, c: Cascade, views: Mapping[str, tuple[Access, Access]]) -> None:
         self.c = c
+        self._views = views
         self.nodes: list[Node] = []
         self.parts: dict[str, tuple[str, ...]] = {}
+
+    def views(self, e: Expr) -> Expr:
+        return _substitute(e, self._views)
 
     def statement(self, e: Einsum, body: Expr, recurrence: str | None, stage: int) -> None:
         lhs = e.lhs_variables
@@ -254,10 +273,10 @@ class _Decomposer:
                 return Neg(new[0], x.span)
             if isinstance(x, Binary):
                 return Binary(x.op, new[0], new[1], x.span)
-            assert isinstance(x, Call)
-            return Call(x.fn, new, x.span)
+            return with_children(x, new)
 
         lhs_set = set(lhs)
+        data = tuple(self.views(m) for m in e.mask)
         guard: tuple[Condition, ...] = ()
         survive: str | None = None
         if where:
@@ -307,6 +326,7 @@ class _Decomposer:
                     stage=stage,
                     top=True,
                     span=e.span,
+                    data=data,
                 )
             )
             return
@@ -325,6 +345,7 @@ class _Decomposer:
                 stage=stage,
                 top=True,
                 span=e.span,
+                data=data,
             )
         )
 
@@ -353,6 +374,41 @@ def _free_parts(nodes: tuple[Node, ...]) -> tuple[Node, ...]:
     return tuple(out)
 
 
+def _check_supported(c: Cascade, e: Einsum) -> None:
+    """The v2 constructs the schedule cannot place yet are errors at their Einsum (never a
+    silently different result)."""
+    from einsumcc.diagnostics import EinError
+    from einsumcc.ir.nodes import Compare, Logic, Not, Select
+
+    what = None
+    lhs = set(e.lhs_variables)
+    if any(not free_variables(m) <= lhs for m in e.mask):
+        what = "a filter that reads tensors on a reduced variable"
+    conditions = {id(c) for x in walk(e.body) if isinstance(x, Select) for c in walk(x.cond)}
+    for x in walk(e.body):
+        if isinstance(x, Compare | Logic | Not) and id(x) not in conditions:
+            what = "a comparison used as a value"
+        elif isinstance(x, Binary) and x.op == "**" and not _constant_power(c, x.rhs):
+            what = "the power operator ** with an exponent other than a constant integer or +-1/2"
+    if what is not None:
+        raise EinError.at(
+            e.span,
+            f"the Triton backend cannot compile {e.name} yet: {what} is not supported",
+            c.source,
+            hint="einsumcc run --target oracle evaluates any valid cascade",
+        )
+
+
+def _constant_power(c: Cascade, e: Expr) -> bool:
+    from einsumcc.ir.bind import eval_constant
+
+    try:
+        v = eval_constant(e, {}, {p.name: p.value for p in c.params})
+    except (KeyError, RecursionError, ZeroDivisionError):
+        return False
+    return abs(v) == 0.5 or (float(v).is_integer() and abs(v) <= 8)
+
+
 def prepare(c: Cascade) -> NodeProgram:
     """Inline views and split reductions out: the cascade as nodes, in a dependency order."""
     views: dict[str, tuple[Access, Access]] = {}
@@ -362,7 +418,9 @@ def prepare(c: Cascade) -> NodeProgram:
             src = _substitute(e.body, views)
             assert isinstance(src, Access)
             views[e.name] = (e.output, src)
-    d = _Decomposer(c)
+    for e in c.einsums:
+        _check_supported(c, e)
+    d = _Decomposer(c, views)
     for index, stage in enumerate(c.stages):
         names = stage.einsums if isinstance(stage, Recurrence) else (stage,)
         x = stage.variable if isinstance(stage, Recurrence) else None

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from einsumcc.ir.nodes import Role
 from einsumcc.schedule.context import ScheduleContext
-from einsumcc.schedule.nodes import Node
+from einsumcc.schedule.nodes import Node, ReadKind
 from einsumcc.schedule.schedule import Kernel, Loop, Placement
 
 
@@ -149,10 +149,32 @@ def with_reads_and_writes(
 
     loops = []
     for lp in k.loops:
+        finals = tuple(
+            n
+            for n in lp.carried
+            if n in writes
+            and n not in outputs
+            and n not in lp.recomputed
+            and _only_final_read(ctx, n, set(evaluated))
+        )
         stores = tuple(
             n
             for n in lp.nodes
-            if n in writes and n not in lp.recomputed and n not in lp.accumulators
+            if n in writes
+            and n not in lp.recomputed
+            and n not in lp.accumulators
+            and n not in finals
         )
-        loops.append(replace(lp, stores=stores))
+        loops.append(replace(lp, stores=stores, finals=finals))
     return replace(k, reads=sort(reads), writes=sort(writes), loops=tuple(loops))
+
+
+def _only_final_read(ctx: ScheduleContext, key: str, evaluated: set[str]) -> bool:
+    """Every read of recurrence state ``key`` outside its kernel is of its last iterate."""
+    for n in ctx.prog.nodes:
+        if n.key in evaluated:
+            continue
+        for a in n.reads:
+            if a.tensor == key and ctx.prog.read_kind(a, n) is not ReadKind.FINAL:
+                return False
+    return True

@@ -55,7 +55,9 @@ def _node_line(s: Schedule, k: Kernel, key: str, loop: Loop | None) -> str:
             notes.append("recomputed")
         if key in loop.stores:
             notes.append("stored per iteration")
-    if n.guard or n.survive:
+        if key in loop.finals:
+            notes.append("final iterate stored once")
+    if n.filtered:
         notes.append("filtered, fill where no point survives")
     tail = f" ({'; '.join(notes)})" if notes else ""
     return f"{key:<10} {what}, {shape}{tail}"

@@ -117,6 +117,9 @@ class Loop:
     stores: tuple[str, ...]  # tensors written to global memory per iteration
     after: tuple[str, ...]  # evaluated once after the loop
     tiles: TileClasses = TileClasses()
+    # of ``carried``: written to global memory once, after the loop, as the final iterate
+    # only (later kernels read nothing else): a split-KV chunk's max, denominator, numerator
+    finals: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from einsumcc_triton.aot import KernelStats, aot_compile_many
-from tests.backends._triton import compiled
+from tests.backends._triton import compiled, unsupported
 from tests.conftest import EXAMPLES
 
 ARCHS = (80, 90)
@@ -21,6 +21,8 @@ def stats() -> dict[tuple[str, int], list[KernelStats]]:
     jobs: list[tuple[Any, int]] = []
     keys = []
     for path in FILES:
+        if unsupported(str(path)):
+            continue
         k = compiled(str(path))
         for arch in ARCHS:
             jobs.append((k, arch))
@@ -34,6 +36,9 @@ def stats() -> dict[tuple[str, int], list[KernelStats]]:
 def test_every_kernel_compiles(
     stats: dict[tuple[str, int], list[KernelStats]], path: Any, arch: int
 ) -> None:
+    why = unsupported(str(path))
+    if why:
+        pytest.xfail(why)
     name = path.relative_to(EXAMPLES).as_posix()
     result = stats[(name, arch)]
     assert len(result) == len(compiled(str(path)).kernels)

@@ -86,10 +86,9 @@ def generic_shapes(c: Cascade) -> list[dict[str, int]]:
         dims = dict.fromkeys(free, n)
         for s in c.splits:
             if s.parent in dims:
-                inner = math.prod(
-                    int(c.rank(ch).extent)
-                    for ch in s.children
-                    if ch in derived and not c.rank(ch).extent.free_symbols
+                fixed = [c.rank(ch).extent for ch in s.children if ch in derived]
+                inner: int = math.prod(
+                    int(e) for e in fixed if e is not None and not e.free_symbols
                 )
                 dims[s.parent] = inner * max(1, n // 32)
         out.append(dims)

@@ -13,20 +13,20 @@ import pytest
 from einsumcc import EinError, load
 from einsumcc.cli import main
 from einsumcc.reference import evaluate, random_inputs
-from einsumcc_fusemax.calibration import calibrate
 from einsumcc_fusemax.experiment import Point, run_point, setup, simulate_point
-from einsumcc_fusemax.grid import attribute, grouped, render_attribution, run_grid
+from einsumcc_fusemax.grid import attribute, render_attribution
 from einsumcc_fusemax.results import (
     DESIGNS,
+    ENERGY_BOUNDS,
     PAPER,
-    TOLERANCES,
     compare,
+    compare_einsums,
     design,
     read_csv,
     reference_dir,
     summarize,
 )
-from einsumcc_fusemax.workload import SEQ_LENS, load_models
+from einsumcc_fusemax.workload import load_models
 from einsumcc_sim.arch import load_arch
 from einsumcc_sim.functional import run_functional
 from einsumcc_sim.mapping import load_mapping
@@ -65,6 +65,21 @@ def test_binding_is_one_1d_array_busy_per_tile(model, seq):
     m1 = seq // 256
     want = tiles(model, seq) * (max(e + 1, f + 1 + f / m1) + 9 + f)
     assert cycles("binding", model, seq) == pytest.approx(want, rel=0.01)
+
+
+@pytest.mark.parametrize(("e", "f"), [(128, 64), (64, 32), (128, 32), (64, 128), (32, 96)])
+@pytest.mark.parametrize("seq", [16 * K, 128 * K])
+def test_binding_follows_f_when_e_differs(e, f, seq):
+    """Issue 18: §6.6's N * [max(E+1, F+1+F/M1) + 9 + F] with E != F on a 128 x 128 array
+    (shapes no artifact row has): BQK | SLNV alternate only while both have steps."""
+    cascade = load((EX / "attention_1pass.ein").read_text())
+    over = ["array2d.rows=128", "array2d.cols=128", "array1d.pes=128"]
+    dims = {"B": 1, "H": 2, "E": e, "F": f, "M0": 128, "M": seq, "P": seq}
+    from einsumcc_sim import simulate_cascade
+
+    got = simulate_cascade(cascade, "fusemax", "fusemax", dims, model="artifact", overrides=over)
+    n, m1 = 2 * seq * seq // (128 * 128), seq // 128
+    assert got.cycles == pytest.approx(n * (max(e + 1, f + 1 + f / m1) + 9 + f), rel=0.01)
 
 
 @pytest.mark.parametrize(("model", "seq"), [("BERT", K), ("XLM", 256 * K)])
@@ -146,13 +161,7 @@ def test_unfused_phases_add_up():
 # ---------------------------------------------------------------- the artifact's rows
 
 
-@pytest.fixture(scope="module")
-def grid() -> dict[str, list]:
-    if REF is None:
-        pytest.skip("../shared/reference is not present")
-    models = list(MODELS.values())
-    points = [Point(d.key, m, s) for d in DESIGNS for m in models for s in SEQ_LENS]
-    return grouped(run_grid(points, "artifact", (), jobs=2), models, DESIGNS)
+# the grid fixture (every point, sourced energies) is in conftest.py
 
 
 @needs_reference
@@ -164,29 +173,25 @@ def test_every_artifact_row_is_reproduced(grid, d):
     assert len({(x.model, x.seq) for x in devs}) == 24
     bad = [str(x) for x in devs if not x.ok]
     assert not bad, "\n".join(bad)
-    # the per-Einsum 2D utilization columns too
-    theirs = {(r.model, r.seq): dict(r.per_einsum) for r in ref}
-    for r in grid[d.key]:
-        for e, u in r.per_einsum:
-            assert u == pytest.approx(theirs[(r.model, r.seq)][e], abs=TOLERANCES[d.key].util)
+    # the per-Einsum 2D utilization columns too: relative where small (LM, SLD ~0.0015-0.0072)
+    per = compare_einsums(d, grid[d.key], ref)
+    assert len(per) == 24 * len(d.einsums)
+    bad = [str(x) for x in per if not x.ok]
+    assert not bad, "\n".join(bad)
 
 
 @needs_reference
 def test_headline_ratios(grid):
+    """Speedups within 5% of the paper's; energy ratios within the two designs' energy
+    bounds added (first order: each design's energy may be off by its own bound)."""
     s = summarize(grid)
     for key, paper in PAPER.items():
-        assert s[key] == pytest.approx(paper, rel=0.05), key
+        base = key.rsplit("_", 1)[1]
+        rel = 0.05 if key.startswith("speedup") else ENERGY_BOUNDS["binding"] + ENERGY_BOUNDS[base]
+        assert s[key] == pytest.approx(paper, rel=rel), key
 
 
-@needs_reference
-def test_shipped_energies_are_the_global_fit(grid):
-    assert REF is not None
-    artifact = {d.key: read_csv(REF / f"attn-{d.key}.csv") for d in DESIGNS}
-    fitted = calibrate(grid, artifact)
-    for arch, (buf, rf) in fitted.items():
-        table = dict(load_arch(arch).energy)
-        assert table["buffer_read"] == pytest.approx(buf, rel=0.01), arch
-        assert table["array2d.rf_read"] == pytest.approx(rf, rel=0.01), arch
+# the calibrated energy option: tests/fusemax/test_energy.py
 
 
 # ---------------------------------------------------------------- the mappings compute it
@@ -258,10 +263,13 @@ def test_energy_is_actions_times_the_table():
     # exp is 6 MACs on FuseMax: the 2D array's MACs are (E + 6 + F) per attention point
     m = MODELS["BERT"]
     points = m.batch * m.heads * K * K
-    mac = dict(load_arch("fusemax").energy)["array2d.mac"]
+    mac = 17.1645  # pJ per fp MAC, the artifact's ERT (spec fusemax.md §9.5)
     assert rep.energy_breakdown_pj["2d.mac"] == pytest.approx(points * (64 + 6 + 64) * mac)
-    # "about 95% of FuseMax's energy is 2D MACs" (the paper, §VI-B; 94.9% at 1K in its CSV)
-    assert rep.energy_breakdown_pj["2d.mac"] / rep.energy_pj > 0.945
+    # "about 95% of FuseMax's energy is 2D MACs" (the paper, §VI-B; 94.9% at 1K in its CSV);
+    # the sourced energies put FuseMax at most ENERGY_BOUNDS["binding"] above the artifact
+    assert rep.energy_breakdown_pj["2d.mac"] / rep.energy_pj > 0.949 / (
+        1 + ENERGY_BOUNDS["binding"]
+    )
 
 
 def test_energy_does_not_depend_on_the_binding():

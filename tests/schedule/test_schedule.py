@@ -11,12 +11,23 @@ import sympy
 
 from einsumcc import EinError, load
 from einsumcc.analysis.passes import analyze_passes
-from einsumcc.schedule import AxisRole, derive_schedule, render_schedule, traffic_for
+from einsumcc.ir.cascade import Cascade
+from einsumcc.schedule import AxisRole, Schedule, derive_schedule, render_schedule, traffic_for
 from einsumcc.schedule.tiles import segments
 from tests.conftest import EXAMPLES
 from tests.golden import assert_golden
 
 ALL_EXAMPLES = sorted(EXAMPLES.rglob("*.ein"))
+
+
+def schedule_or_xfail(c: Cascade) -> Schedule:
+    """The default schedule; a v2 construct the backend rejects is an expected failure."""
+    try:
+        return derive_schedule(c)
+    except EinError as exc:
+        if "yet:" in str(exc):
+            pytest.xfail(str(exc).splitlines()[0])
+        raise
 
 
 def example(name: str) -> str:
@@ -57,7 +68,7 @@ def test_three_pass_attention_recomputes_per_pass() -> None:
 @pytest.mark.parametrize("path", ALL_EXAMPLES, ids=lambda p: p.relative_to(EXAMPLES).as_posix())
 def test_loops_are_the_passes_of_the_streamed_rank(path: object) -> None:
     c = load(str(path))
-    s = derive_schedule(c)
+    s = schedule_or_xfail(c)
     for k in s.kernels:
         if not k.loops:
             continue
@@ -69,11 +80,14 @@ def test_loops_are_the_passes_of_the_streamed_rank(path: object) -> None:
 @pytest.mark.parametrize("path", ALL_EXAMPLES, ids=lambda p: p.relative_to(EXAMPLES).as_posix())
 def test_one_pass_over_the_streamed_rank_is_one_kernel(path: object) -> None:
     c = load(str(path))
-    s = derive_schedule(c)
+    s = schedule_or_xfail(c)
     streamed = {k.stream for k in s.kernels if k.stream is not None}
     one_pass = any(analyze_passes(c, r).rank(r).passes == 1 for r in streamed)
-    if one_pass:
-        assert len(s.kernels) == 1
+    if one_pass and len(s.kernels) > 1:
+        # split-KV: the chunks stream once; a small combine kernel without loops follows
+        assert [len(k.loops) for k in s.kernels] == [1] + [0] * (len(s.kernels) - 1)
+        assert all(k.reads and set(k.reads) <= set(s.kernels[0].writes) for k in s.kernels[1:])
+    elif one_pass:
         assert len(s.kernels[0].loops) == 1
         assert "1 kernel launch: the pass analysis gives 1 pass" in render_schedule(s)
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from einsumcc import EinError, load
+from einsumcc.schedule import intervals as iv
 from einsumcc.schedule.build import make_context
 from einsumcc.schedule.context import MIN_TILE, REGISTER_BUDGET
 from einsumcc.schedule.extents import compile_extents, next_pow2
@@ -16,7 +17,6 @@ from einsumcc.schedule.fusion import partition
 from einsumcc.schedule.kernels import pass_ranges
 from einsumcc.schedule.phases import assign_phases, split_points
 from einsumcc.schedule.schedule import AxisRole
-from einsumcc.schedule.tiles import _V, FINITE, TOP, _binary, _const
 from einsumcc.schedule.tiling import assign_roles, footprint
 from tests.conftest import EXAMPLES
 
@@ -90,13 +90,23 @@ def test_roles_and_register_budget() -> None:
 
 
 def test_abstract_arithmetic() -> None:
-    old = _V("old", tensor="RM", finite=True)
-    inf = _const(-math.inf)
-    assert _binary("-", old, old) == _const(0.0)  # RM - RM once RM is finite
-    assert _binary("-", inf, old) == inf  # -inf - RM
-    assert _binary("+", _const(0.0), old) == old
-    assert _binary("*", _const(0.0), FINITE) == _const(0.0)
-    assert _binary("*", _const(0.0), TOP) == TOP
-    assert _binary("/", old, _const(1.0)) == old
-    assert _binary("/", _const(1.0), old) == TOP
-    assert _binary("*", _const(2.0), _const(3.0)) == _const(6.0)
+    old = iv.Iv(-10.0, 10.0, False, "RM")
+    inf = iv.const(-math.inf)
+    finite = iv.span(-1.0, 1.0)
+    assert iv.sub(old, old) == iv.const(0.0)  # RM - RM once RM is finite
+    assert iv.sub(inf, old).is_(-math.inf)  # -inf - RM
+    assert iv.add(iv.const(0.0), old) == old
+    assert iv.mul(iv.const(0.0), finite) == iv.const(0.0)
+    assert iv.mul(iv.const(0.0), iv.TOP).nan
+    assert iv.div(old, iv.const(1.0)) == old
+    assert iv.div(iv.const(1.0), old).nan
+    assert iv.mul(iv.const(2.0), iv.const(3.0)) == iv.const(6.0)
+    # a finite fill far below the scores underflows to exactly 0 in f32
+    assert iv.unary("exp", iv.sub(iv.const(-1e30), old)) == iv.const(0.0)
+    assert iv.unary("exp", iv.sub(iv.const(-60.0), old)) != iv.const(0.0)
+    # max with a dominated value
+    assert iv.extreme("max", iv.span(-math.inf, -1e30, tainted=True), old) == old
+    # the runs of a reset proof: tainted unless both hold the same constant
+    assert iv.runs(iv.const(0.0), iv.const(0.0)) == iv.const(0.0)
+    assert iv.runs(iv.const(0.0), iv.const(1.0)).tainted
+    assert not iv.join(iv.const(0.0), iv.const(1.0)).tainted

@@ -5,6 +5,7 @@ title, labelled axes with units and a legend."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -65,11 +66,23 @@ def test_exact_refuses_more_ops_than_its_budget_before_it_starts(capsys):
     assert "--max-ops N" in err
 
 
-def test_fast_mode_stops_at_its_budget_of_ops(capsys):
+def test_fast_mode_stops_at_its_budget_of_ops(capsys, tmp_path):
     """A run whose steady state does not come soon stops at ``--max-ops`` (here: no
-    loop repeats before 1024 ops)."""
+    loop repeats before 1024 ops, under the fitted recipe "P:fit", the default mapping
+    before issue 18; the mapper's default now finds one that repeats sooner)."""
+    from einsumcc import load
+    from einsumcc.ir.bind import bind
+    from einsumcc_sim.arch import load_arch
+    from einsumcc_sim.mapping import FIT, default_mapping
+
+    fitted = tmp_path / "fitted.toml"
+    cascade = load(Path(ATT).read_text())
+    b = bind(cascade, {"M": 65536, "P": 65536})
+    extents = {v: int(b.extents[r]) for v, r in cascade.var_ranks.items()}
+    arch = load_arch("fusemax", [])
+    fitted.write_text(default_mapping(cascade, arch, extents, [("p", FIT)]).render())
     argv = ["simulate", ATT, "--dims", "M=65536,P=65536", "--max-ops", "1000", "--model",
-            "artifact"]  # fmt: skip
+            "artifact", "--mapping", str(fitted)]  # fmt: skip
     status, err, seconds = _run(argv, capsys)
     assert status == 1
     assert "simulate stopped after 1,024 ops of about" in err
