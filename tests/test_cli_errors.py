@@ -107,3 +107,39 @@ def test_run_target_check_reports_the_worst_error(capsys: pytest.CaptureFixture[
     assert check["ok"] is True
     assert check["tensor"] == "AV"
     assert 0 < check["max_rel_error"] <= check["tolerance"] == 4e-3  # an f16 output
+
+
+HUGE = "M=10000000000,P=10000000000"
+FLAT_3PASS = str(EXAMPLES / "fusemax" / "attention_3pass.ein")
+SIMULATE: dict[str, list[str]] = {
+    "simulate_exact_huge": ["simulate", ONE_PASS, "--dims", HUGE, "--exact"],
+    "simulate_functional_huge": ["simulate", ONE_PASS, "--dims", HUGE, "--functional"],
+    "simulate_exact_tree_reduction": [
+        *("simulate", FLAT_3PASS, "--dims", "B=1,H=1,M=256,P=256"),
+        *("--arch", "flat", "--mapping", "flat-offchip", "--exact"),
+    ],
+}
+
+
+@pytest.mark.parametrize("case", sorted(SIMULATE))
+def test_simulate_error(case: str, capsys: pytest.CaptureFixture[str], update_golden: bool) -> None:
+    """The issue's simulator reproducers: absurd sizes stop before they start, and --exact on
+    an architecture whose reductions it does not model is an error, not a crash."""
+    assert main(SIMULATE[case]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "Traceback" not in err
+    assert_golden(err, f"cli_errors/{case}.txt", update=update_golden)
+
+
+@pytest.mark.parametrize("case", ["path_too_long", "folder", "missing"])
+def test_check_file_argument_error(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], update_golden: bool
+) -> None:
+    """A FILE argument that cannot be read: a clear error, not an internal one."""
+    path = {"path_too_long": "x" * 5000 + ".ein", "folder": str(tmp_path), "missing": "nope.ein"}
+    assert main(["check", path[case]]) == 1
+    err = capsys.readouterr().err.replace(str(tmp_path), "TMP")
+    assert "Traceback" not in err
+    assert_golden(err.replace("x" * 5000, "x" * 8 + "..."), f"cli_errors/check_{case}.txt",
+                  update=update_golden)  # fmt: skip
