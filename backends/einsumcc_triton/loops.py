@@ -3,16 +3,19 @@ state, hoisted loads, the partial / full / partial split of the tiles, and the l
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import sympy
 
 from einsumcc.ir.nodes import var_symbol
 from einsumcc.schedule.contraction import contraction
 from einsumcc.schedule.nodes import Node, NodeKind
 from einsumcc.schedule.schedule import AxisRole, Loop
-from einsumcc.schedule.tiles import segments
+from einsumcc.schedule.tiles import DataTileTest, Segments, segments
 from einsumcc_triton import kernel_ast as ka
 from einsumcc_triton.kernel_info import IDENTITY, KernelParam
 from einsumcc_triton.part import Part
+from einsumcc_triton.tile_test import TileTest
 from einsumcc_triton.values import Segment, Val
 
 
@@ -25,6 +28,12 @@ def _same(a: sympy.Expr, b: sympy.Expr) -> bool:
 class LoopEmitter(Part):
     """Emits a loop of the schedule: its state, its segments and their bodies, and what the
     loop leaves behind (accumulated results, final states, the nodes after it)."""
+
+    # the loop being emitted skips a data filter's empty tiles at run time: the test, its
+    # spec, the row ids' range, the row check and the skipping segments
+    data_skip: tuple[TileTest, DataTileTest, tuple[ka.Expr, ka.Expr], ka.Expr, Segments] | None = (
+        None
+    )
 
     def emit_loop(self, lp: Loop) -> None:
         ax = self.k.axis(lp.var)
@@ -80,9 +89,13 @@ class LoopEmitter(Part):
         var_name = self.scope.names.fresh(
             lp.var if ax.role is AxisRole.ITERATE else f"{lp.var}_tile"
         )
-        start, full_lo, full_hi, end = (
-            self.index.sym(e) for e in (segs.start, segs.full_lo, segs.full_hi, segs.end)
-        )
+        start, full_lo, full_hi, end = self.bounds(lp, segs)
+        lead = not _same(segs.start, segs.full_lo)
+        trail = not _same(segs.full_hi, segs.end)
+        if self.data_skip is not None:
+            fast = self.data_skip[4]
+            lead = lead or not _same(fast.start, fast.full_lo)
+            trail = trail or not _same(fast.full_hi, fast.end)
         needs_partial = bool(lp.tiles.classified) or lp.tiles.boundary
         if not needs_partial:
             self.scope.emit(
@@ -97,14 +110,38 @@ class LoopEmitter(Part):
                 else self.scope.assign(f"{lp.var}_full_lo", full_lo)
             )
             hi = self.scope.assign(f"{lp.var}_full_hi", full_hi)
-            if not _same(segs.start, segs.full_lo):
+            if lead:
                 self.scope.emit(ka.Comment("partial tiles (masked)"))
                 self.scope.emit(ka.For(var_name, start, lo, self.body(lp, var_name, partial=True)))
             self.scope.emit(ka.Comment("full tiles (no mask code)"))
             self.scope.emit(ka.For(var_name, lo, hi, self.body(lp, var_name, partial=False)))
-            if not _same(segs.full_hi, segs.end):
+            if trail:
                 self.scope.emit(ka.Comment("partial tiles (masked)"))
                 self.scope.emit(ka.For(var_name, hi, end, self.body(lp, var_name, partial=True)))
+
+    def bounds(self, lp: Loop, segs: Segments) -> tuple[ka.Expr, ka.Expr, ka.Expr, ka.Expr]:
+        """The loop's four bounds; with a data filter's run-time skipping (``data_skip``),
+        the affine classes' empty tiles are left out once every row was checked to keep a
+        point (``rows_ok``), and the loop is the whole one otherwise."""
+        self.data_skip = None
+        slow = (segs.start, segs.full_lo, segs.full_hi, segs.end)
+        test = TileTest(self.scope)
+        spec = test.spec(lp)
+        if spec is None:
+            s, a, b, e = (self.index.sym(x) for x in slow)
+            return s, a, b, e
+        skipping = replace(lp, tiles=replace(lp.tiles, skip_leading=True, skip_trailing=True))
+        fast = segments(self.k, skipping, self.low.extents)
+        ok = test.rows_checked(lp, self.index.sym(fast.start), self.index.sym(fast.end))
+        self.data_skip = (test, spec, test.id_range(spec, row=True), ok, fast)
+        quick = (fast.start, fast.full_lo, fast.full_hi, fast.end)
+        s, a, b, e = (
+            self.index.sym(x)
+            if _same(x, y)
+            else ka.call("tl.where", ok, self.index.sym(y), self.index.sym(x))
+            for x, y in zip(slow, quick, strict=True)
+        )
+        return s, a, b, e
 
     def finish(self, lp: Loop) -> None:
         """What the loop leaves: accumulated results (filled, stored), final states, and the
@@ -178,26 +215,14 @@ class LoopEmitter(Part):
         if full:
             self.scope.seg.partial = bool(lp.tiles.classified) or lp.tiles.boundary
         saved_env = dict(self.scope.env)
-        ax = self.k.axis(lp.var)
+        self.enter_tile(lp, var_name)
+        skip = self.data_skip
+        if skip is not None:
+            test, spec, rows, ok, _ = skip
+            empty = test.empty(spec, rows)
+            self.scope.stack.append([])
         if self.low.count_tiles:
             self.count_tile(lp)
-        self.scope.stream_valid = None
-        if ax.role is AxisRole.STREAM:
-            offs = self.scope.assign(
-                f"offs_{lp.var}",
-                ka.BinaryOp(
-                    "+",
-                    ka.BinaryOp("*", ka.name(var_name), self.scope.blocksize(lp.var)),
-                    ka.call("tl.arange", ka.Literal(0), self.scope.blocksize(lp.var)),
-                ),
-            )
-            self.scope.lanes[lp.var] = offs
-            if lp.tiles.boundary and self.scope.seg.partial:
-                self.scope.stream_valid = self.scope.assign(
-                    f"{lp.var}_ok", ka.BinaryOp("<", offs, self.scope.extent(ax.rank))
-                )
-        else:
-            self.scope.scalars[lp.var] = ka.name(var_name)
         nexts: dict[str, Val] = {}
         for key in lp.nodes:
             n = self.prog.node(key)
@@ -220,12 +245,44 @@ class LoopEmitter(Part):
                     self.values.broadcast(self.values.compute(v), axes).code,
                 )
             )
+        if skip is not None:
+            inner = tuple(self.scope.stack.pop())
+            run = ka.BinaryOp(
+                "|",
+                ka.BinaryOp("==", ok, ka.Literal(0)),
+                ka.BinaryOp("==", empty, ka.Literal(0)),
+            )
+            self.scope.emit(ka.If(run, inner))
         self.scope.env = saved_env
+        self.leave_tile(lp)
+        return tuple(self.scope.stack.pop())
+
+    def enter_tile(self, lp: Loop, var_name: str) -> None:
+        """The lanes of one tile of the loop: its offsets (and validity) or its index."""
+        ax = self.k.axis(lp.var)
+        self.scope.stream_valid = None
         if ax.role is AxisRole.STREAM:
+            offs = self.scope.assign(
+                f"offs_{lp.var}",
+                ka.BinaryOp(
+                    "+",
+                    ka.BinaryOp("*", ka.name(var_name), self.scope.blocksize(lp.var)),
+                    ka.call("tl.arange", ka.Literal(0), self.scope.blocksize(lp.var)),
+                ),
+            )
+            self.scope.lanes[lp.var] = offs
+            if lp.tiles.boundary and self.scope.seg.partial:
+                self.scope.stream_valid = self.scope.assign(
+                    f"{lp.var}_ok", ka.BinaryOp("<", offs, self.scope.extent(ax.rank))
+                )
+        else:
+            self.scope.scalars[lp.var] = ka.name(var_name)
+
+    def leave_tile(self, lp: Loop) -> None:
+        if self.k.axis(lp.var).role is AxisRole.STREAM:
             self.scope.lanes.pop(lp.var, None)
         else:
             self.scope.scalars.pop(lp.var, None)
-        return tuple(self.scope.stack.pop())
 
     def count_tile(self, lp: Loop) -> None:
         """Test mode: this iteration adds 1 to its loop's slot of the counter buffer."""

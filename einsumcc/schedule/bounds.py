@@ -58,10 +58,13 @@ class Bounds:
         prog: NodeProgram,
         extents: Mapping[str, int | None],
         override: Mapping[str, Iv] | None = None,
+        checked: tuple[str, frozenset[str]] | None = None,
     ) -> None:
         self.prog = prog
         self.c = prog.cascade
         self.extents = extents
+        # (filtered node, row variables): a run-time check found a point in every such row
+        self.checked = checked
         # tensors whose range is given: a filtered tensor at its kept or its removed points
         self._memo: dict[str, Iv] = dict(override or {})
         self._params = {p.name: p.value for p in self.c.params}
@@ -152,7 +155,7 @@ class Bounds:
         g = self.guarded_source(tensor)
         if g is None:
             return None
-        return g, Bounds(self.prog, self.extents, {g.key: self.points(g)})
+        return g, Bounds(self.prog, self.extents, {g.key: self.points(g)}, self.checked)
 
     def kept_extreme(self, op: str, tensor: str, keep: set[str], whole: Iv) -> Iv:
         """``max`` (``min``) over rows of ``tensor`` that each keep a point of its filtered
@@ -232,6 +235,8 @@ class Bounds:
         ``m1*M0 + m0`` for a split) that covers ``[0, Lmax]``; each condition bounds ``L``
         from below or above, and a row keeps a point iff no lower bound exceeds an upper one
         anywhere in the box of the ``keep`` variables."""
+        if self.checked is not None and f.key == self.checked[0] and keep <= self.checked[1]:
+            return True  # the kernel checks it at run time before it skips a tile
         forms = [e for c in f.conditions for e in (le_zero(c) or [None])]
         if any(e is None for e in forms) or f.data:
             return False  # data conditions may remove every point of a row

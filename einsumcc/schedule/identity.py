@@ -45,21 +45,24 @@ class Prover:
         loop: Loop,
         extents: Mapping[str, int | None],
         filtered: str,
+        checked: bool = False,
     ) -> None:
         self.prog = prog
         self.c = prog.cascade
         self.kernel = kernel
         self.loop = loop
         self.extents = extents
-        self.bounds = Bounds(prog, extents)
         self.filtered = filtered  # the statement (tensor) whose tiles are empty
         self.in_loop = set(loop.nodes)
         f = prog.node(filtered)
         self.fnode = f
+        # checked: the kernel proves at run time that every row keeps a point (data filters)
+        keep = frozenset(set(f.variables) - self._loop_vars(f))
+        self.checked = (filtered, keep) if checked else None
+        self.bounds = Bounds(prog, extents, None, self.checked)
         self.fill = self.bounds.fill(f)
         self.score = self.bounds.points(f) if f.kind is not NodeKind.SURVIVE else iv.TOP
-        keep = set(f.variables) - self._loop_vars(f)
-        self.rows = self.fill is not None and self.bounds.rows_nonempty(f, keep)
+        self.rows = self.fill is not None and self.bounds.rows_nonempty(f, set(keep))
 
     def _loop_vars(self, f: Node) -> set[str]:
         """The filtered node's variables that the loop runs over (the tile's key axes)."""
@@ -201,13 +204,15 @@ class Prover:
         g = self.bounds.guarded_source(tensor)
         if g is None or g.key != self.filtered or self.fill is None:
             return None
-        kept = Bounds(self.prog, self.extents, {self.filtered: self.score}).tensor(tensor)
+        kept = Bounds(self.prog, self.extents, {self.filtered: self.score}, self.checked).tensor(
+            tensor
+        )
         return None if kept.nan else kept
 
     def _removed(self, tensor: str) -> Iv:
         """The range of ``tensor`` where the loop's filtered tensor holds its fill."""
         fill = iv.const(self.fill) if self.fill is not None else iv.TOP
-        return Bounds(self.prog, self.extents, {self.filtered: fill}).tensor(tensor)
+        return Bounds(self.prog, self.extents, {self.filtered: fill}, self.checked).tensor(tensor)
 
     # ------------------------------------------------------------ abstract evaluation
     def run(self, mode: str, old: dict[str, Iv]) -> tuple[dict[str, Iv], str]:

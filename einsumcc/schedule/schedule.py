@@ -98,6 +98,9 @@ class TileClasses:
     skip_leading: bool = False
     skip_trailing: bool = False
     proof: str = ""
+    # (v2) empty tiles of ``filtered`` are skipped at run time (its data filter's tile test,
+    # or the affine classes) once the kernel checked that every row keeps a point
+    data_skip: bool = False
 
     @property
     def trivial(self) -> bool:

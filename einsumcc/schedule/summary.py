@@ -38,7 +38,16 @@ def summarize(s: Schedule, traffic: TrafficReport) -> dict[str, Any]:
     for k, kt in zip(s.kernels, traffic.kernels, strict=True):
         loops = []
         for lp, (_, done, total) in zip(k.loops, kt.iterations, strict=True):
-            loops.append({"rank": k.axis(lp.var).rank, "tiles_total": total, "tiles_visited": done})
+            entry: dict[str, Any] = {
+                "rank": k.axis(lp.var).rank,
+                "tiles_total": total,
+                "tiles_visited": done,
+            }
+            if lp.tiles.data_skip:
+                # a data filter's empty tiles are skipped at run time: ``done`` is an upper
+                # bound (``compile(..., count_tiles=True)`` counts the executed ones)
+                entry["run_time_skip"] = True
+            loops.append(entry)
         kernels.append(
             {
                 "name": k.name,
@@ -72,6 +81,11 @@ def render_summary(data: Mapping[str, Any]) -> str:
             lines.append(
                 f"  loop {i} over {lp['rank']}: {done:,} of {total:,} (program, tile) pairs "
                 f"visited{frac}"
+                + (
+                    ", at most: a data filter skips more at run time"
+                    if lp.get("run_time_skip")
+                    else ""
+                )
             )
         aot = k.get("aot")
         if aot is not None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 
 import sympy
 
-from einsumcc.ir.nodes import Condition, var_symbol
+from einsumcc.ir.nodes import Access, Compare, Condition, Expr, Logic, var_symbol
 from einsumcc.schedule.identity import Prover
 from einsumcc.schedule.nodes import NodeKind, NodeProgram
 from einsumcc.schedule.schedule import (
@@ -255,6 +255,8 @@ def classify(
     ax = kernel.axis(loop.var)
     boundary = ax.role is AxisRole.STREAM and (ax.extent is None or ax.extent % ax.block != 0)
     filtered_nodes = list(dict.fromkeys(site.node for site in classified))
+    if not filtered_nodes:
+        filtered_nodes = [k for k in loop.nodes if prog.node(k).data]
     tiles = TileClasses(tuple(classified), tuple(masked), boundary)
     if len(filtered_nodes) != 1:
         if filtered_nodes:
@@ -270,4 +272,86 @@ def classify(
     lead, lead_why = prover.identity("leading")
     trail, trail_why = prover.identity("trailing")
     proof = f"leading empty tiles of {target}: {lead_why}; trailing: {trail_why}"
-    return replace(tiles, filtered=f.key, skip_leading=lead, skip_trailing=trail, proof=proof)
+    tiles = replace(tiles, filtered=f.key, skip_leading=lead, skip_trailing=trail, proof=proof)
+    if data_tile_test(prog, kernel, loop) is None or (lead and trail):
+        return tiles
+    checked = Prover(prog, kernel, loop, extents, target, checked=True)
+    ok_lead, why_lead = checked.identity("leading")
+    ok_trail, why_trail = checked.identity("trailing")
+    if not (ok_lead and ok_trail):
+        return replace(tiles, proof=f"{proof}; with every row checked: {why_lead}, {why_trail}")
+    return replace(
+        tiles,
+        data_skip=True,
+        proof=(
+            f"{proof}; at run time, once every row is checked to keep a point: every empty "
+            f"tile of {target} skipped (its data filter's tile test or the affine classes)"
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class DataTileTest:
+    """A comparison of a data filter between a key-side id (``SEGK[m]``: reads the loop
+    variable) and a row-side id (``SEGQ[p]``: does not); a tile where the two ranges of ids
+    cannot meet holds no point of the filter."""
+
+    key: Access
+    row: Access
+    op: str  # the comparison as ``key op row``
+
+
+FLIP = {"==": "==", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+def data_tile_test(prog: NodeProgram, kernel: Kernel, loop: Loop) -> DataTileTest | None:
+    """The loop's one data filter that a per-tile min/max test can decide empty, if any: a
+    top-level conjunct ``A[..] op B[..]`` of inputs (``op`` not ``!=``), ``A`` read at the
+    loop's variables and ``B`` at none of them."""
+    keys = [k for k in loop.nodes if prog.node(k).data]
+    if len(keys) != 1:
+        return None
+    n = prog.node(keys[0])
+    if not n.top or n.survive is not None or n.kind is NodeKind.SURVIVE or n.mask:
+        return None
+    stream = {
+        v.var for v in kernel.axes if v.var == loop.var or same_rank(prog, kernel, loop, v.var)
+    }
+    parts: list[Expr] = []
+    for d in n.data:
+        parts.extend(d.parts if isinstance(d, Logic) and d.op == "and" else (d,))
+    for d in parts:
+        if not (isinstance(d, Compare) and d.op in FLIP):
+            continue
+        sides = [d.lhs, d.rhs]
+        if not all(isinstance(x, Access) and prog.producer(x.tensor) is None for x in sides):
+            continue
+        vars_ = [
+            {str(s) for ix in x.indices for s in ix.free_symbols}
+            if isinstance(x, Access)
+            else set()
+            for x in sides
+        ]
+        on = [bool(v & stream) for v in vars_]
+        a, b = sides
+        assert isinstance(a, Access)
+        assert isinstance(b, Access)
+        if on == [True, False]:
+            return DataTileTest(a, b, d.op)
+        if on == [False, True]:
+            return DataTileTest(b, a, FLIP[d.op])
+    return None
+
+
+def same_rank(prog: NodeProgram, kernel: Kernel, loop: Loop, var: str) -> bool:
+    """``var`` runs over the loop's rank or another part of its split (``m0`` for ``m1``)."""
+    c = prog.cascade
+    rank = kernel.axis(loop.var).rank
+    r = c.var_ranks.get(var)
+    if r is None:
+        return False
+    if r == rank:
+        return True
+    return any(
+        rank in {sp.parent, *sp.children} and r in {sp.parent, *sp.children} for sp in c.splits
+    )

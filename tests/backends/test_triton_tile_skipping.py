@@ -115,8 +115,10 @@ S[p] = sum{m} X[m, p] where KEEP[m] != 0
         compile(text, directory=CACHE)
 
 
-def test_document_mask_is_evaluated_in_every_tile_and_exact() -> None:
-    """A data mask may empty a whole row: nothing proves its tiles no-ops, they all run."""
+def test_document_mask_skips_at_run_time_and_is_exact() -> None:
+    """A data mask may empty a whole row: the compile-time count is every tile, and the
+    kernel skips empty ones at run time only once every row was checked to keep a point
+    (tests/backends/test_triton_data_tile_skipping.py counts them against the ideal)."""
     dims = {"M": 640, "P": 300}
     k = compile(EXAMPLES / "document_mask.ein", dims, count_tiles=True, directory=CACHE)
     _, ref, got = run_both(k, dims, seed=4)
@@ -124,4 +126,5 @@ def test_document_mask_is_evaluated_in_every_tile_and_exact() -> None:
     report = traffic_for(k.schedule, dims)
     assert report is not None
     visited = [done for kt in report.kernels for (_, done, _) in kt.iterations]
-    assert k.fn.tile_counts.tolist() == visited == [3 * 10]
+    assert visited == [3 * 10]
+    assert k.fn.tile_counts.tolist()[0] < visited[0]  # some empty tiles were skipped
