@@ -26,6 +26,9 @@ from einsumcc_triton.kernel_info import TL_DTYPE, KernelParam
 from einsumcc_triton.part import Part
 from einsumcc_triton.values import Val
 
+# the labels of integer tiles (i64 ids load as "i32"-labelled int64, bool as i1)
+INTEGER = frozenset({"i32", "i1"})
+
 
 class Expressions(Part):
     """The value of an extended-Einsum expression read by a node, and the fill a node's guard
@@ -98,8 +101,9 @@ class Expressions(Part):
     def condition(self, e: Expr, reader: Node) -> Val:
         """(v2) A condition evaluated point by point: comparisons, and/or/not."""
         if isinstance(e, Compare):
-            a = self.values.compute(self.expr(e.lhs, reader))
-            b = self.values.compute(self.expr(e.rhs, reader))
+            a, b = self.expr(e.lhs, reader), self.expr(e.rhs, reader)
+            if not (a.dtype in INTEGER and b.dtype in INTEGER):  # ids compare as integers
+                a, b = self.values.compute(a), self.values.compute(b)
             axes = self.values.union(a.axes, b.axes)
             code = ka.BinaryOp(e.op, self.values.expand(a, axes), self.values.expand(b, axes))
             return Val(code, axes, "i1")
