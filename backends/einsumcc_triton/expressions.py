@@ -29,6 +29,11 @@ from einsumcc_triton.values import Val
 # the labels of integer tiles (i64 ids load as "i32"-labelled int64, bool as i1)
 INTEGER = frozenset({"i32", "i1"})
 
+# exp(x) = exp2(x * log2(e)): Triton lowers f32 ``tl.exp`` to a multiply by log2(e) and
+# ``ex2.approx``; emitting the multiply ourselves lets it fold into a constant or scalar
+# factor of the argument and into the subtraction of the running maximum (one FMA)
+LOG2E = 1.4426950408889634
+
 
 class Expressions(Part):
     """The value of an extended-Einsum expression read by a node, and the fill a node's guard
@@ -134,6 +139,9 @@ class Expressions(Part):
         return Val(name, (), self.low.compute)
 
     def call(self, e: Call, reader: Node) -> Val:
+        if e.fn == "exp" and self.low.compute == "f32":
+            x = self.log2e_times(e.args[0], reader)
+            return Val(ka.call("tl.exp2", x.code), x.axes, self.low.compute)
         args = [self.values.compute(self.expr(a, reader)) for a in e.args]
         axes = self.values.union(*(a.axes for a in args))
         codes = [self.values.expand(a, axes) for a in args]
@@ -154,6 +162,39 @@ class Expressions(Part):
         else:
             raise self.scope.error(reader, f"function {fn}() has no Triton lowering")
         return Val(code, axes, self.low.compute)
+
+    def log2e_times(self, e: Expr, reader: Node) -> Val:
+        """``e * log2(e)`` with the factor distributed over sums and differences and folded
+        into a constant or scalar (program-level) factor where ``e`` has one, so that
+        ``exp(scale * s - m)`` becomes ``exp2((scale * log2e) * s - m * log2e)``: one
+        multiply-add per point, the row term ``m * log2e`` computed once per row."""
+        value = self.fold(e)
+        if value is not None:
+            return Val(ka.fconst(value * LOG2E), (), "lit")
+        if isinstance(e, Binary) and e.op in ("+", "-"):
+            a, b = self.log2e_times(e.lhs, reader), self.log2e_times(e.rhs, reader)
+            return self.values.binop(e.op, a, b)
+        if isinstance(e, Neg):
+            x = self.log2e_times(e.operand, reader)
+            return Val(ka.UnaryOp("-", x.code), x.axes, x.dtype)
+        if isinstance(e, Binary) and e.op == "*":
+            for k, other in ((e.lhs, e.rhs), (e.rhs, e.lhs)):
+                factor = self.fold(k)
+                if factor is not None:
+                    lit = Val(ka.fconst(factor * LOG2E), (), "lit")
+                    return self.values.binop("*", lit, self.expr(other, reader))
+            a, b = self.expr(e.lhs, reader), self.expr(e.rhs, reader)
+            for sv, tv in ((a, b), (b, a)):
+                if not sv.axes:  # a runtime scalar: one multiply per program
+                    return self.values.binop("*", self.scaled(sv), tv)
+            return self.values.binop("*", self.scaled(a), b)
+        return self.scaled(self.expr(e, reader))
+
+    def scaled(self, v: Val) -> Val:
+        """``v * log2(e)`` (a literal folded, a named or bracketed tile multiplied)."""
+        if isinstance(v.code, ka.Literal) and isinstance(v.code.value, float):
+            return Val(ka.fconst(v.code.value * LOG2E), (), v.dtype)
+        return self.values.binop("*", self.values.compute(v), Val(ka.fconst(LOG2E), (), "lit"))
 
     def read(self, acc: Access, reader: Node) -> Val:
         p = self.prog.producer(acc.tensor)
