@@ -5,13 +5,11 @@ difference.  :mod:`einsumcc_fusemax.command` loads it when the command runs."""
 from __future__ import annotations
 
 import argparse
-import multiprocessing
+import functools
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,9 +36,11 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def _work(args: tuple[Point, str, tuple[str, ...]]) -> tuple[Point, Row, float]:
-    point, model, overrides = args
-    return run_point(point, model, overrides)
+def _run_with(
+    fn: Callable[[Point, str, tuple[str, ...]], tuple[Point, Row, float]],
+    args: tuple[Point, str, tuple[str, ...]],
+) -> tuple[Point, Row, float]:
+    return fn(*args)
 
 
 def _label(p: Point) -> str:
@@ -62,13 +62,14 @@ def progress_bar(total: int, label: str, quiet: bool = False) -> Any:
 
 def parallel(fn: Callable[[T], R], tasks: Sequence[T], jobs: int, name: Callable[[T], str],
              done: Callable[[R], None] | None = None) -> list[R]:  # fmt: skip
-    """``fn`` over ``tasks`` in ``jobs`` worker processes, results as they finish.
+    """``fn`` over ``tasks`` on ``jobs`` Dask workers (a ``distributed.LocalCluster`` of
+    processes, as ``einsumcc sweep`` runs its points), results as they finish.
 
     The first failure ends the run at once: a worker's exception is raised here (an
     :class:`EinError` as it is, anything else as an error naming the task), a worker killed
-    by a signal or ``os._exit`` is an error naming the tasks it may have been running, and
-    on any of these, or a Ctrl-C, the tasks not started are cancelled and the workers still
-    running are terminated, so nothing waits for them."""
+    by a signal or ``os._exit`` is an error naming the task it was running (no retry), and
+    on any of these, or a Ctrl-C, the cluster is closed: the tasks not started are dropped
+    and the workers still running are ended, so nothing waits for them."""
     if jobs <= 1 or len(tasks) <= 1:
         out = []
         for t in tasks:
@@ -76,19 +77,22 @@ def parallel(fn: Callable[[T], R], tasks: Sequence[T], jobs: int, name: Callable
             if done:
                 done(out[-1])
         return out
-    ctx = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx)
+    from distributed import as_completed
+    from distributed.scheduler import KilledWorker
+
+    from einsumcc_sim.sweep import _client
+
+    client, cluster = _client(None, min(jobs, len(tasks)), retries=False)
     results: list[R] = []
     try:
-        futures = {pool.submit(fn, t): t for t in tasks}
-        for fut in as_completed(futures):
+        futures = {client.submit(fn, t, pure=False): t for t in tasks}
+        for fut in as_completed(futures):  # type: ignore[no-untyped-call]
             try:
                 results.append(fut.result())
-            except BrokenProcessPool:
-                running = [name(t) for f, t in futures.items() if f.running() or f is fut]
+            except KilledWorker:
                 raise EinError.plain(
                     "a worker process died (killed by a signal, out of memory, or it exited) "
-                    f"while simulating {running[0] if running else 'a point'}",
+                    f"while simulating {name(futures[fut])}",
                     hint="run with --jobs 1 to see the point's own error; the other points "
                     "were cancelled",
                 ) from None
@@ -101,24 +105,18 @@ def parallel(fn: Callable[[T], R], tasks: Sequence[T], jobs: int, name: Callable
                 ) from exc
             if done:
                 done(results[-1])
-    except BaseException:
-        _stop(pool)
-        raise
-    pool.shutdown(wait=True)
+    finally:
+        _stop(client, cluster)
     return results
 
 
-def _stop(pool: ProcessPoolExecutor) -> None:
-    """Cancel what has not started and end the workers still running."""
-    procs = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for proc in procs:
-        if proc.is_alive():
-            proc.terminate()
-    for proc in procs:
-        proc.join(timeout=5)
-        if proc.is_alive():
-            proc.kill()
+def _stop(client: Any, cluster: Any) -> None:
+    """Close the client and the local cluster: what has not started is dropped, the workers
+    still running are ended."""
+    try:
+        client.close(timeout=5)
+    finally:
+        cluster.close(timeout=10)
 
 
 def run_grid(
@@ -137,7 +135,9 @@ def run_grid(
         if progress:
             progress(_label(res[0]))
 
-    return parallel(_work, tasks, jobs, lambda t: _label(t[0]), done)
+    # run_point as this module holds it now (a test may replace it), shipped to the workers
+    work = functools.partial(_run_with, run_point)
+    return parallel(work, tasks, jobs, lambda t: _label(t[0]), done)
 
 
 def grouped(

@@ -950,7 +950,7 @@ class _Lowering(_Context):
         order = _Ordering(self)
         order.orders(root)
         order.check_stages()
-        staging = sum(2 * self.xfer_bytes(x) for x in self.xfers)
+        staging = sum(self.slots(x) * self.xfer_bytes(x) for x in self.xfers)
         cap = self.arch.buffer.bytes
         if staging > cap:
             raise BufferOverflowError.make(
@@ -995,6 +995,13 @@ class _Lowering(_Context):
             spilled,
             regs,
         )
+
+    @staticmethod
+    def slots(x: Xfer) -> int:
+        """Staging slots of a DRAM tile: two (the next tile arrives while this one is
+        read), or one for a tile read once for the whole group (under no loop: there is no
+        next tile to prefetch, as for a staged input that no loop of its group indexes)."""
+        return 1 if not x.write and all(lp.var is None for lp in x.loops) else 2
 
     def check_registers(self, regs: Mapping[str, int]) -> None:
         for arr, words in regs.items():

@@ -106,8 +106,13 @@ def _mapping_file(text: str) -> str:
     return name
 
 
-def _client(scheduler: str | None, workers: int | None) -> tuple[Any, Any]:
-    """A Dask client of the cluster at ``scheduler``, or of a new local one."""
+def _client(scheduler: str | None, workers: int | None, retries: bool = True) -> tuple[Any, Any]:
+    """A Dask client of the cluster at ``scheduler``, or of a new local one (``retries=False``:
+    a task whose worker dies fails at once with ``KilledWorker``, and Dask's own logs stay
+    quiet, for callers that report the death themselves)."""
+    import logging
+
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler:
@@ -119,9 +124,11 @@ def _client(scheduler: str | None, workers: int | None) -> tuple[Any, Any]:
                 hint="start one with: dask scheduler --port 8786",
             ) from None
     n = workers or os.cpu_count() or 1
-    cluster = LocalCluster(  # type: ignore[no-untyped-call]
-        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
-    )
+    quiet = {} if retries else {"silence_logs": logging.CRITICAL}
+    with dask.config.set({} if retries else {"distributed.scheduler.allowed-failures": 0}):
+        cluster = LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, **quiet
+        )
     return Client(cluster), cluster  # type: ignore[no-untyped-call]
 
 

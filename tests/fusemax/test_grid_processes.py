@@ -131,3 +131,26 @@ def test_every_figure_is_labelled(tmp_path, monkeypatch):
             assert "(" in axes[0].get_ylabel(), name
         finally:
             plt.close(fig)
+
+
+def test_points_run_on_the_sweeps_dask_machinery(monkeypatch):
+    """``reproduce --jobs N`` runs its points as Dask tasks on the client ``einsumcc sweep``
+    uses (a local cluster, no retry of a point whose worker dies), with the figures of an
+    in-process run."""
+    import einsumcc_sim.sweep as sweep
+
+    made = []
+    real = sweep._client
+
+    def spy(scheduler, workers, retries=True):
+        made.append((scheduler, workers, retries))
+        return real(scheduler, workers, retries)
+
+    monkeypatch.setattr(sweep, "_client", spy)
+    points = POINTS[:2]
+    on_dask = grid.run_grid(points, "artifact", (), jobs=2)
+    assert made == [(None, 2, False)]
+    here = grid.run_grid(points, "artifact", (), jobs=1)
+    assert len(made) == 1
+    key = lambda r: (r[0].design, r[0].seq)  # noqa: E731
+    assert [r[:2] for r in sorted(on_dask, key=key)] == [r[:2] for r in sorted(here, key=key)]

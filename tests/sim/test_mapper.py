@@ -99,16 +99,42 @@ def test_map_other_objectives(objective):
     assert got.best.energy_pj == min(e for c, e in got.points if c == got.best.cycles)
 
 
+@pytest.mark.parametrize("size", [4096, 16384])
 @pytest.mark.parametrize("side", ["alibi_scale_side.ein", "alibi_bias_side.ein"])
-def test_side_einsums_are_fused_by_default(side):
+def test_side_einsums_are_fused_by_default(side, size):
     """A score or a bias as an Einsum of its own costs (about) what the inlined cascade
-    costs with the default mapping: its intermediates stay on chip."""
-    dims = {"M": 4096, "P": 4096}
+    costs with the default mapping: its intermediates stay on chip, and an input that the
+    side Einsum reads under the key loop (Q) is fetched once, not once per key tile."""
+    dims = {"M": size, "P": size}
     inlined = simulate_cascade(load((EXAMPLES / "attention_alibi_causal.ein").read_text()),
                                "fusemax", None, dims)  # fmt: skip
     got = simulate_cascade(load((HERE / "side" / side).read_text()), "fusemax", None, dims)
     assert got.cycles <= 1.05 * inlined.cycles
     assert got.dram_bytes <= 1.1 * inlined.dram_bytes
+
+
+def test_an_input_staged_once_is_single_buffered():
+    """A staged input that no loop of its group indexes is fetched once: it takes one
+    staging slot, not two (there is no next tile to prefetch); a tile fetched again under a
+    loop keeps two."""
+    from einsumcc_sim.model import FAITHFUL
+    from einsumcc_sim.program import lower
+    from einsumcc_sim.report import default_for
+    from einsumcc_sim.work import Work
+
+    cascade = load((HERE / "side" / "alibi_bias_side.ein").read_text())
+    arch = load_arch("fusemax")
+    dims = {"M": 16384, "P": 16384}
+    mapping = default_for(cascade, arch, dims)
+    assert dict(mapping.placement)["Q"] == "buffer"
+    prog = lower(cascade, arch, mapping, dims, "default", FAITHFUL, Work())
+    assert prog.spill_fraction == 0
+    q = [x for x in prog.xfers if x.tensor == "Q" and not x.write]
+    assert len(q) == 1
+    assert all(lp.var is None for lp in q[0].loops)
+    q_bytes = 64 * 16384 * 2  # Q[E, P] in f16, whole: one slot, not two
+    assert q_bytes <= prog.staging_bytes < 2 * q_bytes
+    assert prog.staging_bytes + prog.resident_bytes <= arch.buffer.bytes
 
 
 def _best_preset(cascade, dims):
