@@ -22,15 +22,32 @@ if TYPE_CHECKING:
     from einsumcc_sim.work import Work
 
 
+def add_file_and_arch(p: argparse.ArgumentParser) -> None:
+    """FILE and ``--arch``, as every simulator command spells them."""
+    p.add_argument("file", metavar="FILE")
+    p.add_argument(
+        "--arch", default="fusemax", help=f"preset ({', '.join(ARCH_PRESETS)}) or TOML file"
+    )
+
+
+def add_overrides(p: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE``: architecture fields changed on the command line."""
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an architecture field, e.g. --set array2d.rows=128 (repeatable)",
+    )
+
+
 def add_parser(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
     add_dims: Callable[[argparse.ArgumentParser], None],
 ) -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="cycle-level simulation on a spatial-array accelerator")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument(
-        "--arch", default="fusemax", help=f"preset ({', '.join(ARCH_PRESETS)}) or TOML file"
-    )
+    add_file_and_arch(p)
     p.add_argument(
         "--mapping",
         default="default",
@@ -57,14 +74,7 @@ def add_parser(
         help="per-access energies: sourced (the artifact's table and CACTI, default) or "
         "calibrated (buffer and register-file energies fitted to the artifact; labelled)",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override an architecture field, e.g. --set array2d.rows=128 (repeatable)",
-    )
+    add_overrides(p)
     add_dims(p)
     p.add_argument(
         "--timing",

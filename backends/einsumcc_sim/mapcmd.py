@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from einsumcc_sim.names import ARCH_PRESETS, MAPPING_PRESETS
+from einsumcc_sim.names import MAPPING_PRESETS
 
 if TYPE_CHECKING:
     from einsumcc.ir.cascade import Cascade
@@ -22,18 +22,10 @@ if TYPE_CHECKING:
 def _common(
     p: argparse.ArgumentParser, add_dims: Callable[[argparse.ArgumentParser], None]
 ) -> None:
-    p.add_argument("file", metavar="FILE")
-    p.add_argument(
-        "--arch", default="fusemax", help=f"preset ({', '.join(ARCH_PRESETS)}) or TOML file"
-    )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override an architecture field, e.g. --set array2d.rows=128 (repeatable)",
-    )
+    from einsumcc_sim.command import add_file_and_arch, add_overrides
+
+    add_file_and_arch(p)
+    add_overrides(p)
     add_dims(p)
 
 

@@ -406,9 +406,8 @@ def _minimal_traffic(prog: SimProgram, work: Work, dims: Mapping[str, int]) -> b
     from einsumcc_sim.mapper import RooflineBounds
 
     least = RooflineBounds(prog.cascade, prog.arch, dims).dram_bytes({})
-    moved = int(run_engine(prog, work).c.values.get("dram.read_bytes", 0)) + int(
-        run_engine(prog, work).c.values.get("dram.write_bytes", 0)
-    )
+    counters = run_engine(prog, work).c.values
+    moved = int(counters.get("dram.read_bytes", 0)) + int(counters.get("dram.write_bytes", 0))
     return moved <= 1.05 * least
 
 

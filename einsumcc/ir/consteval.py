@@ -84,10 +84,20 @@ BINARY: dict[str, Callable[[float, float], float]] = {
 
 def fold_constant(e: Expr, extents: Mapping[str, int], params: Mapping[str, Expr]) -> float:
     """Evaluate a constant expression; raises KeyError for an unknown extent or param."""
-    return _fold(e, extents, params, 0)
+    return fold_with(e, extents, params, UNARY, BINARY)
 
 
-def _fold(e: Expr, extents: Mapping[str, int], params: Mapping[str, Expr], depth: int) -> float:
+def fold_with(
+    e: Expr,
+    extents: Mapping[str, int],
+    params: Mapping[str, Expr],
+    unary: Mapping[str, Callable[[float], float]],
+    binary: Mapping[str, Callable[[float, float], float]],
+    depth: int = 0,
+) -> float:
+    """The constant-folding walk, with the functions (``unary`` calls; ``binary`` calls and
+    the arithmetic operators) given: plain Python here, numpy in
+    :func:`einsumcc.ir.numeric.eval_constant`."""
     if depth > 100:
         raise RecursionError("cyclic params")
     if isinstance(e, Const):
@@ -95,17 +105,17 @@ def _fold(e: Expr, extents: Mapping[str, int], params: Mapping[str, Expr], depth
     if isinstance(e, ExtentRef):
         return float(extents[e.rank])
     if isinstance(e, ParamRef):
-        return _fold(params[e.name], extents, params, depth + 1)
+        return fold_with(params[e.name], extents, params, unary, binary, depth + 1)
     if isinstance(e, Neg):
-        return -_fold(e.operand, extents, params, depth)
+        return -fold_with(e.operand, extents, params, unary, binary, depth)
     if isinstance(e, Binary):
-        a = _fold(e.lhs, extents, params, depth)
-        b = _fold(e.rhs, extents, params, depth)
-        return BINARY[e.op](a, b)
+        a = fold_with(e.lhs, extents, params, unary, binary, depth)
+        b = fold_with(e.rhs, extents, params, unary, binary, depth)
+        return binary[e.op](a, b)
     if isinstance(e, Call):
-        args = [_fold(a, extents, params, depth) for a in e.args]
-        fn = UNARY.get(e.fn)
+        args = [fold_with(a, extents, params, unary, binary, depth) for a in e.args]
+        fn = unary.get(e.fn)
         if fn is not None:
             return fn(args[0])
-        return BINARY[e.fn](args[0], args[1])
+        return binary[e.fn](args[0], args[1])
     raise KeyError(f"not a constant: {e}")

@@ -7,15 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from einsumcc.ir.nodes import (
-    Binary,
-    Call,
-    Const,
-    Expr,
-    ExtentRef,
-    Neg,
-    ParamRef,
-)
+from einsumcc.ir.consteval import fold_with
+from einsumcc.ir.nodes import Expr
 
 UNARY: dict[str, Callable[[Any], Any]] = {
     "exp": np.exp,
@@ -61,31 +54,20 @@ COMPARE: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
+def _scalar1(f: Callable[[Any], Any]) -> Callable[[float], float]:
+    return lambda x: float(f(np.float64(x)))
+
+
+def _scalar2(f: Callable[[Any, Any], Any]) -> Callable[[float, float], float]:
+    return lambda a, b: float(f(np.float64(a), np.float64(b)))
+
+
+# the tables above on float64 scalars, for constant folding
+_SCALAR_UNARY = {name: _scalar1(f) for name, f in UNARY.items()}
+_SCALAR_BINARY = {name: _scalar2(f) for name, f in {**BINARY, **ARITH}.items()}
+
+
 def eval_constant(e: Expr, extents: Mapping[str, int], params: Mapping[str, Expr]) -> float:
     """Evaluate a constant expression; raises KeyError for an unknown extent or param."""
     with np.errstate(all="ignore"):
-        return float(_const(e, extents, params, 0))
-
-
-def _const(e: Expr, extents: Mapping[str, int], params: Mapping[str, Expr], depth: int) -> float:
-    if depth > 100:
-        raise RecursionError("cyclic params")
-    if isinstance(e, Const):
-        return float(e.value)
-    if isinstance(e, ExtentRef):
-        return float(extents[e.rank])
-    if isinstance(e, ParamRef):
-        return _const(params[e.name], extents, params, depth + 1)
-    if isinstance(e, Neg):
-        return -_const(e.operand, extents, params, depth)
-    if isinstance(e, Binary):
-        a = _const(e.lhs, extents, params, depth)
-        b = _const(e.rhs, extents, params, depth)
-        return float(ARITH[e.op](np.float64(a), np.float64(b)))
-    if isinstance(e, Call):
-        args = [np.float64(_const(a, extents, params, depth)) for a in e.args]
-        fn = UNARY.get(e.fn)
-        if fn is not None:
-            return float(fn(args[0]))
-        return float(BINARY[e.fn](args[0], args[1]))
-    raise KeyError(f"not a constant: {e}")
+        return fold_with(e, extents, params, _SCALAR_UNARY, _SCALAR_BINARY)
