@@ -12,6 +12,7 @@ The pipeline, one stage per module::
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,9 +50,12 @@ def compile_schedule(
     from einsumcc.ir.cascade import Cascade
     from einsumcc.pipeline import load
     from einsumcc.schedule import derive_schedule
+    from einsumcc.schedule.refine import refine_chunks
 
     c = cascade if isinstance(cascade, Cascade) else load(cascade)
-    return c, derive_schedule(c, dims, tiles=tiles, materialize=materialize)
+    c, notes = refine_chunks(c, dims, tiles)
+    s = derive_schedule(c, dims, tiles=tiles, materialize=materialize)
+    return c, dataclasses.replace(s, notes=notes + s.notes)
 
 
 def compile(

@@ -44,6 +44,7 @@ class KernelStats:
     mma: int  # mma.sync instructions (Ampere-style tensor cores)
     num_warps: int
     ptx: str
+    num_stages: int = 3
 
     @property
     def spills(self) -> int:
@@ -131,11 +132,12 @@ def _compile_here(
     for info in kernels:
         fn = getattr(module, info.name)
         sig, constexprs, attrs = _signature(info)
+        warps, stages = info.config(arch)
         start = time.perf_counter()
         kernel = triton.compile(
             ASTSource(fn=fn, signature=sig, constexprs=constexprs, attrs=attrs),
             target=GPUTarget("cuda", arch, 32),
-            options={"num_warps": info.num_warps},
+            options={"num_warps": warps, "num_stages": stages},
         )
         seconds = time.perf_counter() - start
         ptx = kernel.asm["ptx"]
@@ -151,8 +153,9 @@ def _compile_here(
                 spill_loads=ld,
                 wgmma=len(re.findall(r"\bwgmma\.mma_async", ptx)),
                 mma=len(re.findall(r"\bmma\.sync", ptx)),
-                num_warps=info.num_warps,
+                num_warps=warps,
                 ptx=ptx,
+                num_stages=stages,
             )
         )
         if done is not None:
@@ -305,6 +308,7 @@ def _worker() -> None:
                 tuple(KernelParam(**p) for p in k["params"]),
                 tuple(tuple(g) for g in k["grid"]),
                 k["num_warps"],
+                tuple(tuple(c) for c in k["configs"]),
             )
             for k in job["kernels"]
         ]

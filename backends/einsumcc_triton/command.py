@@ -97,13 +97,15 @@ def cmd_compile(
     parse_dims: Callable[[Sequence[str] | None], dict[str, int]],
 ) -> int:
     from einsumcc.ir.dump import render_cascade
-    from einsumcc.schedule import derive_schedule, render_schedule, traffic_for
+    from einsumcc.schedule import render_schedule, traffic_for
+    from einsumcc_triton import compile_schedule
 
-    cascade = load(args.file)
     dims = parse_dims(args.dims)
     tiles = parse_tiles(args.tile)
     materialize = parse_names(args.materialize)
-    schedule = derive_schedule(cascade, dims, tiles=tiles, materialize=materialize)
+    cascade, schedule = compile_schedule(
+        load(args.file), dims, tiles=tiles, materialize=materialize
+    )
     if getattr(args, "report", False):
         return report(cascade, schedule, dims, args)
     source = None
@@ -157,18 +159,44 @@ def report(
 def add_aot(
     data: dict[str, Any], cascade: Cascade, schedule: Schedule, dims: Mapping[str, int], arch: int
 ) -> None:
-    """Each kernel's AOT figures under ``aot``; a kernel that spills is a warning naming the
-    choice (tiles and warps) that caused it."""
+    """Each kernel's AOT figures under ``aot``, at the cost model's launch choice for the
+    target (einsumcc_triton.tuning).  When ptxas reports a spill, the model's next choices
+    are compiled (at most :data:`AOT_RETRIES` more) and the first without a spill is kept; a
+    warning names every choice that spilled."""
+    import dataclasses
+
     from einsumcc_triton.aot import aot_compile
     from einsumcc_triton.launch import Compiled, write_module
     from einsumcc_triton.module import generate
+    from einsumcc_triton.tuning import ranked
 
     source, lowered = generate(cascade, schedule, dims)
     path = write_module(source, lowered.launcher)
-    compiled = Compiled(cascade, schedule, source, path, lowered.launcher, lowered.kernels)
-    stats = {st.kernel: st for st in aot_compile(compiled, arch)}
-    for entry, info, k in zip(data["kernels"], lowered.kernels, schedule.kernels, strict=True):
-        st = stats[info.name]
+    infos = list(lowered.kernels)
+    options = [ranked(schedule, k, arch)[: AOT_RETRIES + 1] for k in schedule.kernels]
+    final: dict[str, Any] = {}
+    for attempt in range(AOT_RETRIES + 1):
+        todo = [i for i, info in enumerate(infos) if info.name not in final]
+        compiled = Compiled(cascade, schedule, source, path, lowered.launcher, tuple(infos))
+        stats = {st.kernel: st for st in aot_compile(compiled, arch)}
+        for i in todo:
+            st, k = stats[infos[i].name], schedule.kernels[i]
+            nxt = options[i][attempt + 1] if attempt + 1 < len(options[i]) else None
+            if not st.spills or nxt is None:
+                final[infos[i].name] = st
+                continue
+            tiles = ", ".join(f"{a.var}={a.block}" for a in k.axes if a.lanes)
+            print(
+                f"warning: kernel {k.name} spills {st.spills} B on sm_{arch} with tiles {tiles}, "
+                f"{st.num_warps} warps and {st.num_stages} stages; trying {nxt.describe()}",
+                file=sys.stderr,
+            )
+            choice = ((arch, nxt.num_warps, nxt.num_stages),)
+            infos[i] = dataclasses.replace(infos[i], configs=choice)
+        if len(final) == len(infos):
+            break
+    for entry, info, k in zip(data["kernels"], infos, schedule.kernels, strict=True):
+        st = final[info.name]
         spill = st.spills  # bytes of spill stores and loads (ptxas -v)
         entry["aot"] = {
             "target": f"sm_{arch}",
@@ -178,14 +206,20 @@ def add_aot(
             "shared_bytes": st.shared_bytes,
             "registers": st.registers,
             "compile_s": round(st.compile_seconds, 3),
+            "num_warps": st.num_warps,
+            "num_stages": st.num_stages,
         }
         if spill:
             tiles = ", ".join(f"{a.var}={a.block}" for a in k.axes if a.lanes)
             print(
-                f"warning: kernel {k.name} spills {spill} B on sm_{arch} with tiles {tiles} and "
-                f"{k.num_warps} warps; try smaller tiles (--tile)",
+                f"warning: kernel {k.name} spills {spill} B on sm_{arch} with tiles {tiles}, "
+                f"{st.num_warps} warps and {st.num_stages} stages (no launch choice avoids it); "
+                "try smaller tiles (--tile)",
                 file=sys.stderr,
             )
+
+
+AOT_RETRIES = 3
 
 
 def write_output(output: str, source: str) -> None:

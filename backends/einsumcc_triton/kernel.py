@@ -105,7 +105,11 @@ class KernelBuilder(Part):
             comment=self.describe(),
         )
         grid = tuple((self.k.axis(v).rank, self.k.axis(v).block) for v in self.k.grid)
-        return fn, KernelInfo(self.scope.fn_name, self.k.name, params, grid, self.k.num_warps)
+        from einsumcc_triton.tuning import launch_choices
+
+        configs = launch_choices(self.scope.low.s, self.k)
+        info = KernelInfo(self.scope.fn_name, self.k.name, params, grid, self.k.num_warps, configs)
+        return fn, info
 
     def ordered_params(self) -> tuple[KernelParam, ...]:
         rank = {

@@ -73,6 +73,15 @@ class KernelInfo:
     params: tuple[KernelParam, ...]
     grid: tuple[tuple[str, int], ...]  # (rank, block) of each grid variable, fastest first
     num_warps: int
+    # (arch, num_warps, num_stages) per GPU target, newest first (einsumcc_triton.tuning)
+    configs: tuple[tuple[int, int, int], ...] = ()
+
+    def config(self, arch: int) -> tuple[int, int]:
+        """``(num_warps, num_stages)`` on ``sm_<arch>``: the newest target at or below it."""
+        for a, warps, stages in self.configs:
+            if a <= arch:
+                return warps, stages
+        return self.num_warps, 3
 
 
 @dataclass(frozen=True)

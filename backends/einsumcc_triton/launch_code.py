@@ -175,6 +175,7 @@ class _Launcher:
                 )
             )
         self.device = _n(device)
+        self.arch = self.target_arch()
         self.extents()
         self.allocate()
         self.launch()
@@ -284,6 +285,42 @@ class _Launcher:
             return ka.call(ka.Attribute(ka.call(ka.Attribute(t, fn)), "item"))
         raise EinError.plain("a parameter cannot be computed at launch time")
 
+    def target_arch(self) -> ka.PyName:
+        """``arch = 90`` on an sm_90 device (0 off CUDA): picks each kernel's launch choice."""
+        arch = self.names.fresh("arch")
+        cap = self.names.fresh("capability")
+        self.emit(ka.Assign(_n(arch), ka.Literal(0)))
+        self.emit(
+            ka.If(
+                ka.BinaryOp("==", ka.Attribute(self.device, "type"), _s("cuda")),
+                (
+                    ka.Assign(_n(cap), ka.call("torch.cuda.get_device_capability", self.device)),
+                    ka.Assign(
+                        _n(arch),
+                        ka.BinaryOp(
+                            "+",
+                            ka.BinaryOp(
+                                "*", ka.Subscript(_n(cap), (ka.Literal(0),)), ka.Literal(10)
+                            ),
+                            ka.Subscript(_n(cap), (ka.Literal(1),)),
+                        ),
+                    ),
+                ),
+            )
+        )
+        return _n(arch)
+
+    def launch_choice(self, info: KernelInfo) -> tuple[ka.Expr, ka.Expr]:
+        """``num_warps`` and ``num_stages`` of the newest target the device has (the cost
+        model's choices, einsumcc_triton.tuning), else the schedule's warps and 3 stages."""
+        warps: ka.Expr = ka.Literal(info.num_warps)
+        stages: ka.Expr = ka.Literal(3)
+        for arch, w, st in reversed(info.configs):  # oldest first, so the newest is outermost
+            test = ka.BinaryOp(">=", self.arch, ka.Literal(arch))
+            warps = ka.IfExp(test, ka.Literal(w), warps)
+            stages = ka.IfExp(test, ka.Literal(st), stages)
+        return warps, stages
+
     def launch(self) -> None:
         counts = None
         if self.low.count_tiles:
@@ -331,7 +368,8 @@ class _Launcher:
                     assert p.value is not None
                     value = ka.Literal(p.value)
                 kwargs.append((p.name, value))
-            kwargs.append(("num_warps", ka.Literal(info.num_warps)))
+            warps, stages = self.launch_choice(info)
+            kwargs += [("num_warps", warps), ("num_stages", stages)]
             launch = ka.FuncCall(ka.Subscript(_n(info.name), (grid,)), (), tuple(kwargs))
             self.emit(ka.ExprStmt(launch))
         if counts is not None:

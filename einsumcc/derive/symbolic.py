@@ -191,11 +191,11 @@ class Symbolic:
         if isinstance(e, Binary):
             if e.op not in _BINARY:
                 return self.opaque(e)
-            return _binary(
+            return sympy_binary(
                 e.op, self.convert(e.lhs, where, origin), self.convert(e.rhs, where, origin)
             )
         if isinstance(e, Call):
-            return _call(e.fn, [self.convert(a, where, origin) for a in e.args])
+            return sympy_call(e.fn, [self.convert(a, where, origin) for a in e.args])
         if not isinstance(e, Reduce):  # v2 conditions and select: atoms, or not rewritable
             return self.opaque(e)
         if _reduce_is_full(e, self.family):
@@ -282,7 +282,7 @@ class Symbolic:
 _BINARY = ("+", "-", "*", "/", "**")
 
 
-def _binary(op: str, a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
+def sympy_binary(op: str, a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
     if op == "+":
         return a + b
     if op == "-":
@@ -303,7 +303,7 @@ _FUNCTIONS = {
 }
 
 
-def _call(fn: str, args: list[sympy.Expr]) -> sympy.Expr:
+def sympy_call(fn: str, args: list[sympy.Expr]) -> sympy.Expr:
     if fn in _FUNCTIONS:
         return _FUNCTIONS[fn](*args)
     if fn == "rsqrt":

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from einsumcc.ir.nodes import free_variables
-from einsumcc.schedule.context import MIN_TILE, WHOLE_LIMIT, ScheduleContext
+from einsumcc.schedule.context import WHOLE_LIMIT, ScheduleContext
 from einsumcc.schedule.contraction import product
 from einsumcc.schedule.nodes import Node, NodeKind, ReadKind
 from einsumcc.schedule.schedule import AxisRole
@@ -233,13 +233,7 @@ def tiled_grid(
             if free & (lanes | tiled):
                 continue
             theirs = free_variables(other.expr)
-            options = [
-                v
-                for v in free
-                if v in grid
-                and v not in theirs
-                and (ctx.large(v) or (ctx.known[ctx.rank(v)] or 0) >= MIN_TILE)
-            ]
+            options = [v for v in free if v in grid and v not in theirs]
             if options:
                 # prefer a large rank, then the one declared last (the query rank)
                 tiled.add(max(options, key=lambda v: (ctx.large(v), order[v])))

@@ -21,7 +21,7 @@ from einsumcc.schedule.context import (
     WIDE_TILE,
     ScheduleContext,
 )
-from einsumcc.schedule.contraction import contraction
+from einsumcc.schedule.contraction import MIN_DOT, contraction
 from einsumcc.schedule.extents import next_pow2
 from einsumcc.schedule.fusion import FusedGroup
 from einsumcc.schedule.nodes import Node, NodeKind
@@ -56,7 +56,29 @@ def assign_roles(ctx: ScheduleContext, g: FusedGroup) -> dict[str, tuple[AxisRol
         else:
             assert ext is not None, v
             roles[v] = (AxisRole.WHOLE, ctx.tiles.get(rank, next_pow2(ext)))
-    return fit_registers(ctx, g.nodes, roles)
+    return fit_registers(ctx, g.nodes, padded_rows(ctx, g, roles))
+
+
+def dots(nodes: Sequence[Node], roles: RoleMap) -> int:
+    """How many nodes are tile contractions (``tl.dot``) at these blocks."""
+    lanes = {v: b for v, (_, b) in roles.items() if b > 1}
+    return sum(contraction(n, lanes) is not None for n in nodes)
+
+
+def padded_rows(
+    ctx: ScheduleContext, g: FusedGroup, roles: RoleMap
+) -> dict[str, tuple[AxisRole, int]]:
+    """Few rows (a decode's queries, ``P < 16``) padded to :data:`MIN_DOT` masked rows when
+    that turns products into ``tl.dot`` (tensor cores) instead of broadcast-multiply-reduce."""
+    out = dict(roles)
+    for v in g.grid:
+        role, block = out[v]
+        if v not in g.tiled or block >= MIN_DOT or ctx.rank(v) in ctx.tiles:
+            continue
+        trial = {**out, v: (role, MIN_DOT)}
+        if dots(g.nodes, trial) > dots(g.nodes, out):
+            out = trial
+    return out
 
 
 def footprint(nodes: Sequence[Node], roles: RoleMap, var: str | None = None) -> int:

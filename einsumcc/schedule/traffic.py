@@ -71,7 +71,7 @@ class TrafficReport:
         return sum(k.written for k in self.kernels)
 
 
-def _itemsize(prog: NodeProgram, tensor: str) -> int:
+def itemsize(prog: NodeProgram, tensor: str) -> int:
     if tensor in prog.parts:
         return 4
     return prog.cascade.tensor(tensor).dtype.itemsize
@@ -90,8 +90,18 @@ class _Counter:
         self.prog = s.program
         self.k = k
         self.ext = extents
+        self._lanes: dict[Access, set[str]] = {}
+        # index-per-program grid variables that no loop bound reads: every program along them
+        # moves the same bytes, so one stands for all (``weight``), stores of outputs that
+        # lack them excepted (only the first program along a missing variable stores)
+        self.uniform: tuple[str, ...] = ()
 
     def lane_vars(self, acc: Access) -> set[str]:
+        if acc not in self._lanes:
+            self._lanes[acc] = self._lane_vars(acc)
+        return self._lanes[acc]
+
+    def _lane_vars(self, acc: Access) -> set[str]:
         out = set()
         for ix in acc.indices:
             for sym in ix.free_symbols:
@@ -99,14 +109,27 @@ class _Counter:
                     out.add(str(sym))
         return out
 
-    def programs(self) -> list[dict[str, int]]:
-        """Per grid variable: the index of each program (tile index for tiled ones)."""
+    def programs(self) -> tuple[list[dict[str, int]], int]:
+        """The programs to count (index 0 along :attr:`uniform` variables), and how many
+        programs there are in all."""
         ranges = []
+        total = 1
         for v in self.k.grid:
             a = self.k.axis(v)
             n = self.ext[a.rank]
-            ranges.append(range(math.ceil(n / a.block)) if a.lanes else range(n))
-        return [dict(zip(self.k.grid, combo, strict=True)) for combo in itertools.product(*ranges)]
+            r = range(math.ceil(n / a.block)) if a.lanes else range(n)
+            total *= len(r)
+            ranges.append(range(1) if v in self.uniform else r)
+        combos = itertools.product(*ranges)
+        return [dict(zip(self.k.grid, combo, strict=True)) for combo in combos], total
+
+    def weight(self, present: set[str] | None = None) -> int:
+        """Programs one counted program stands for (only along ``present``, if given)."""
+        w = 1
+        for v in self.uniform:
+            if present is None or v in present:
+                w *= self.ext[self.k.axis(v).rank]
+        return w
 
     def count(self, lanes: set[str], prog: Mapping[str, int], stream_valid: int | None) -> int:
         """Valid elements of a tile over ``lanes`` for one program (and one stream tile)."""
@@ -140,29 +163,33 @@ class _Counter:
         k = self.k
         reads: dict[str, int] = {}
         writes: dict[str, int] = {}
-        programs = self.programs()
         bounds = self.loop_bounds()
+        read_by_bounds = {str(s) for _, syms, _ in bounds for s in syms}
+        self.uniform = tuple(
+            v for v in k.grid if not k.axis(v).lanes and f"idx.{v}" not in read_by_bounds
+        )
+        programs, n_programs = self.programs()
+        w = self.weight()
         program_level, loop_level = self.read_levels()
         stores_once = self.stores_once()
         iterations: dict[int, list[int]] = {lp.number: [0, 0] for lp in k.loops}
         for prog in programs:
             for acc in program_level:
                 n = self.count(self.lane_vars(acc), prog, None)
-                _add(reads, acc.tensor, n * _itemsize(self.prog, acc.tensor))
+                _add(reads, acc.tensor, w * n * itemsize(self.prog, acc.tensor))
             for key, out in stores_once:
                 self.store(writes, key, out, prog, None)
             sym = self.symbols(prog)
             for lp, syms, fn in bounds:
                 start, end, count = (int(v) for v in fn(*(sym[str(s)] for s in syms)))
-                iterations[lp.number][0] += max(0, end - start)
-                iterations[lp.number][1] += count
-                for t in range(start, end):
-                    self.tile(reads, writes, lp, loop_level.get(lp.number, []), prog, t)
+                iterations[lp.number][0] += w * max(0, end - start)
+                iterations[lp.number][1] += w * count
+                self.tiles(reads, writes, lp, loop_level.get(lp.number, []), prog, (start, end))
         names = dict.fromkeys([*k.reads, *k.writes])
         tensors = tuple(self.tensor_traffic(name, reads, writes) for name in names)
         return KernelTraffic(
             k.name,
-            len(programs),
+            n_programs,
             tuple((n, a, b) for n, (a, b) in iterations.items()),
             tensors,
         )
@@ -229,39 +256,50 @@ class _Counter:
         out: Access,
         prog: Mapping[str, int],
         valid: int | None,
+        times: int = 1,
     ) -> None:
-        """One program's store of ``out`` (only the first program along a grid variable
-        that ``out`` lacks stores it)."""
+        """One program's store of ``out``, ``times`` over (only the first program along a
+        grid variable that ``out`` lacks stores it)."""
         present = {str(s) for ix in out.indices for s in ix.free_symbols}
         if any(prog[v] != 0 for v in self.k.grid if v not in present):
             return
         n = self.count(self.lane_vars(out), prog, valid)
-        _add(writes, key, n * _itemsize(self.prog, key))
+        _add(writes, key, self.weight(present) * times * n * itemsize(self.prog, key))
 
-    def tile(
+    def tiles(
         self,
         reads: dict[str, int],
         writes: dict[str, int],
         lp: Loop,
         loads: list[Access],
         prog: Mapping[str, int],
-        t: int,
+        span: tuple[int, int],
     ) -> None:
-        """The loads and stores of iteration ``t`` of loop ``lp`` in one program."""
+        """The loads and stores of iterations ``start`` to ``end`` of loop ``lp`` in one
+        program.  A count is linear in the valid points of the stream tile, so the
+        iterations sum in closed form: the stream's valid points over the span."""
+        start, end = span
+        if end <= start:
+            return
         ax = self.k.axis(lp.var)
-        valid = None
+        valid = end - start
         if ax.role is AxisRole.STREAM:
-            valid = max(0, min(ax.block, self.ext[ax.rank] - t * ax.block))
+            valid = max(0, min(end * ax.block, self.ext[ax.rank]) - start * ax.block)
         for acc in loads:
-            n = self.count(self.lane_vars(acc), prog, valid)
-            _add(reads, acc.tensor, n * _itemsize(self.prog, acc.tensor))
+            lanes = self.lane_vars(acc)
+            per = self.count(lanes, prog, 1)
+            times = valid if lp.var in lanes else end - start
+            _add(reads, acc.tensor, self.weight() * per * times * itemsize(self.prog, acc.tensor))
         for key in lp.stores:
-            self.store(writes, key, self.prog.node(key).output, prog, valid)
+            out = self.prog.node(key).output
+            lanes = self.lane_vars(out)
+            times = valid if lp.var in lanes else end - start
+            self.store(writes, key, out, prog, 1, times)
 
     def tensor_traffic(
         self, name: str, reads: Mapping[str, int], writes: Mapping[str, int]
     ) -> TensorTraffic:
-        size = _itemsize(self.prog, name)
+        size = itemsize(self.prog, name)
         for rank, iterative in _dims_of(self.prog, name):
             size *= self.ext[rank] + (1 if iterative else 0)
         read = reads.get(name, 0)

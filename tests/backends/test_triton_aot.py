@@ -57,3 +57,24 @@ def test_one_pass_attention_uses_wgmma_without_spills(
     (s80,) = stats[("attention_1pass.ein", 80)]
     assert s80.mma > 0  # Ampere tensor cores
     assert s80.spill_stores == 0
+
+
+def test_every_example_meets_the_target_rules(
+    stats: dict[tuple[str, int], list[KernelStats]],
+) -> None:
+    """At the cost model's launch choices: no kernel spills on either target, and on sm_90
+    every kernel whose products have 64 rows or more uses wgmma (FuseMax's 256-key chunks
+    included: they are refined to 64 keys)."""
+    checked = 0
+    for (name, arch), result in stats.items():
+        k = compiled(str(EXAMPLES / name))
+        for st, info, sk in zip(result, k.kernels, k.schedule.kernels, strict=True):
+            assert st.spills == 0, (name, arch, st.kernel)
+            assert (st.num_warps, st.num_stages) == info.config(arch)
+            rows = min(
+                (a.block for a in sk.axes if a.role.value == "grid" and a.block > 1), default=1
+            )
+            if arch == 90 and "tl.dot(" in k.source and rows >= 64:
+                assert st.wgmma > 0, (name, st.kernel)
+                checked += 1
+    assert checked >= 10

@@ -86,3 +86,24 @@ def test_aot_figures_in_the_json_report(capsys: Any) -> None:
     assert aot["spill_bytes"] == 0
     assert aot["wgmma"] > 0
     assert aot["compile_s"] <= 30
+
+
+def test_batch_programs_are_counted_once_and_weighted() -> None:
+    """Programs that differ only in batch-like indices move the same bytes: the count at
+    B=3, H=2 is 6 times the count at B=H=1, and B=64, H=12, M=P=65536 answers at once."""
+    from einsumcc_triton import compile_schedule
+
+    path = EXAMPLES / "fusemax" / "attention_1pass.ein"
+
+    def traffic(**dims: int) -> Any:
+        _, s = compile_schedule(load(path), dims)
+        return traffic_for(s, dims)
+
+    one = traffic(B=1, H=1, M=1024, P=300).kernels[0]
+    six = traffic(B=3, H=2, M=1024, P=300).kernels[0]
+    assert six.programs == 6 * one.programs
+    assert [(t.tensor, 6 * t.read, 6 * t.written) for t in one.tensors] == [
+        (t.tensor, t.read, t.written) for t in six.tensors
+    ]
+    big = traffic(B=64, H=12, M=65536, P=65536).kernels[0]
+    assert big.programs == 64 * 12 * 512
