@@ -396,9 +396,7 @@ class _Fold:
     def state_free(self, e: Expr, key: int | None) -> sympy.Expr:
         """A value that no state reaches: a number, a constant symbol or a per-key symbol."""
         if isinstance(e, Const):
-            if math.isinf(e.value):
-                return sympy.oo if e.value > 0 else -sympy.oo
-            return sympy.nsimplify(e.value, rational=True)
+            return _exact(e.value)
         self.st.check_key_local_expr(e, "the recurrence")
         keyed = any(
             {self.st.outer, self.st.inner} & set(self.c.tensor(a.tensor).ranks)
@@ -420,12 +418,15 @@ def _init_state(c: Cascade, state: tuple[str, ...]) -> dict[str, sympy.Expr] | N
         v = _constant(c, inits[0].value) if len(inits) == 1 else None
         if v is None or math.isnan(v):
             return None
-        out[name] = (
-            (sympy.oo if v > 0 else -sympy.oo)
-            if math.isinf(v)
-            else sympy.nsimplify(v, rational=True)
-        )
+        out[name] = _exact(v)
     return out
+
+
+def _exact(v: float) -> sympy.Expr:
+    """A number as an exact sympy value (a rational, or +-oo)."""
+    if math.isinf(v):
+        return sympy.oo if v > 0 else -sympy.oo
+    return sympy.nsimplify(v, rational=True)
 
 
 def _constant(c: Cascade, e: Expr) -> float | None:
