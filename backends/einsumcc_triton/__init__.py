@@ -46,16 +46,24 @@ def compile_schedule(
     *,
     tiles: Mapping[str, int] | None = None,
     materialize: Sequence[str] = (),
+    split_kv: int | None = None,
 ) -> tuple[Cascade, Schedule]:
+    """The cascade as compiled (chunks refined, split-KV runs) and its schedule.
+
+    ``split_kv`` runs the recurrence over chunks as that many independent runs merged after
+    (1: one run; None: chosen from the grid at ``dims``, see :mod:`einsumcc_triton.split`).
+    """
     from einsumcc.ir.cascade import Cascade
     from einsumcc.pipeline import load
     from einsumcc.schedule import derive_schedule
     from einsumcc.schedule.refine import refine_chunks
+    from einsumcc_triton.split import split_kv as split_runs
 
     c = cascade if isinstance(cascade, Cascade) else load(cascade)
     c, notes = refine_chunks(c, dims, tiles)
+    c, split_notes = split_runs(c, dims, tiles, materialize, split_kv)
     s = derive_schedule(c, dims, tiles=tiles, materialize=materialize)
-    return c, dataclasses.replace(s, notes=notes + s.notes)
+    return c, dataclasses.replace(s, notes=notes + split_notes + s.notes)
 
 
 def compile(
@@ -66,13 +74,16 @@ def compile(
     materialize: Sequence[str] = (),
     directory: Path | None = None,
     count_tiles: bool = False,
+    split_kv: int | None = None,
 ) -> Compiled:
     """Compile a cascade (a path, `.ein` text or a Cascade) to Triton kernels.
 
     ``dims`` fixes extents at compile time; ranks left without an extent are read from the
     inputs' shapes at every call.  ``tiles`` overrides tile sizes (``{"P": 128}``) and
     ``materialize`` names intermediates written to global memory between passes instead of
-    being recomputed.  Raises :class:`einsumcc.EinError` for illegal options and for
+    being recomputed.  ``split_kv`` runs a recurrence over chunks as that many runs merged
+    after (flash-decoding; 1: one run; None: chosen from the grid when ``dims`` bind it).
+    Raises :class:`einsumcc.EinError` for illegal options and for
     cascades the backend cannot compile.  ``count_tiles`` (tests) instruments the kernels:
     after a call, ``compiled.fn.tile_counts[i]`` is the number of iterations that loop ``i``
     (in schedule order) ran, summed over the programs.
@@ -80,7 +91,7 @@ def compile(
     from einsumcc_triton.launch import Compiled, write_module
     from einsumcc_triton.module import generate
 
-    c, s = compile_schedule(cascade, dims, tiles=tiles, materialize=materialize)
+    c, s = compile_schedule(cascade, dims, tiles=tiles, materialize=materialize, split_kv=split_kv)
     source, lowered = generate(c, s, dims, count_tiles)
     path = write_module(source, lowered.launcher, directory)
     return Compiled(c, s, source, path, lowered.launcher, lowered.kernels)

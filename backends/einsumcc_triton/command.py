@@ -52,6 +52,13 @@ def add_schedule_options(p: argparse.ArgumentParser) -> None:
         help="intermediates written to global memory between passes instead of being "
         "recomputed (the kernel splits after the pass that computes them)",
     )
+    p.add_argument(
+        "--split-kv",
+        type=int,
+        metavar="N",
+        help="run the recurrence over chunks as N independent runs merged after "
+        "(flash-decoding; 1: one run; default: chosen when --dims give few programs)",
+    )
 
 
 def add_parser(
@@ -104,7 +111,7 @@ def cmd_compile(
     tiles = parse_tiles(args.tile)
     materialize = parse_names(args.materialize)
     cascade, schedule = compile_schedule(
-        load(args.file), dims, tiles=tiles, materialize=materialize
+        load(args.file), dims, tiles=tiles, materialize=materialize, split_kv=args.split_kv
     )
     if getattr(args, "report", False):
         return report(cascade, schedule, dims, args)
@@ -263,6 +270,7 @@ def run_triton(
     dims: Mapping[str, int],
     tiles: Mapping[str, int],
     materialize: Sequence[str],
+    split_kv: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Compile with the command line's ``--dims`` and run on ``inputs`` (the interpreter
     when there is no GPU)."""
@@ -275,5 +283,7 @@ def run_triton(
         )
     import einsumcc_triton
 
-    compiled = einsumcc_triton.compile(cascade, dims, tiles=tiles, materialize=materialize)
+    compiled = einsumcc_triton.compile(
+        cascade, dims, tiles=tiles, materialize=materialize, split_kv=split_kv
+    )
     return compiled.run_numpy(inputs)

@@ -36,7 +36,7 @@ def require_torch_and_triton(what: str) -> None:
 class TritonBackend:
     name = "triton"
     summary = "fused Triton kernels callable from torch (the interpreter when there is no GPU)"
-    run_options = ("tile", "materialize")
+    run_options = ("tile", "materialize", "split_kv")
     tour_order = 20
 
     def add_commands(self, sub: Subcommands) -> None:
@@ -62,7 +62,8 @@ class TritonBackend:
         require_torch_and_triton("--target triton")
         tiles = parse_tiles(getattr(args, "tile", None))
         materialize = parse_names(getattr(args, "materialize", None))
-        return run_triton(cascade, inputs, dims, tiles, materialize)
+        split = getattr(args, "split_kv", None)
+        return run_triton(cascade, inputs, dims, tiles, materialize, split)
 
     def compile(self, cascade: Cascade, dims: Mapping[str, int], **options: Any) -> Any:
         require_torch_and_triton("einsumcc.compile(target='triton')")

@@ -56,11 +56,12 @@ class TargetSpec:
     max_warps_per_sm: int
     max_programs_per_sm: int
     wgmma: bool  # Hopper's warp-group products (64-row tiles)
+    sms: int  # streaming multiprocessors of the flagship part (A100: 108, H100 SXM: 132)
 
 
 TARGETS = {
-    80: TargetSpec(80, "sm_80 (A100)", 65536, 255, 167936, 166912, 64, 32, False),
-    90: TargetSpec(90, "sm_90 (H100)", 65536, 255, 233472, 232448, 64, 32, True),
+    80: TargetSpec(80, "sm_80 (A100)", 65536, 255, 167936, 166912, 64, 32, False, 108),
+    90: TargetSpec(90, "sm_90 (H100)", 65536, 255, 233472, 232448, 64, 32, True, 132),
 }
 
 

@@ -79,7 +79,7 @@ class Refinement:
         return self.split.children[-1]
 
 
-class _NotInvariantError(Exception):
+class NotInvariantError(Exception):
     """The proof fails: the message says where."""
 
 
@@ -88,10 +88,10 @@ def refinement(c: Cascade, split: Split) -> Refinement:
     if len(split.children) != 2:
         return Refinement(split, False, "only a split into two parts is refined")
     try:
-        state = _Structure(c, split).check()
+        state = ChunkStructure(c, split).check()
         for na, nb in CHUNK_PAIRS:
             _check_fold(c, split, state, na, nb)
-    except _NotInvariantError as e:
+    except NotInvariantError as e:
         return Refinement(split, False, str(e))
     outer = split.children[0]
     return Refinement(
@@ -106,7 +106,7 @@ def refinement(c: Cascade, split: Split) -> Refinement:
 # ---------------------------------------------------------------- structure
 
 
-class _Structure:
+class ChunkStructure:
     """Which tensors are state, per-chunk or key-local, and whether the rest sees no chunk."""
 
     def __init__(self, c: Cascade, split: Split) -> None:
@@ -121,10 +121,10 @@ class _Structure:
         c = self.c
         state = tuple(e.name for e in c.einsums if e.iterative_variable == self.o)
         if not state:
-            raise _NotInvariantError(f"no recurrence iterates over {self.outer}")
+            raise NotInvariantError(f"no recurrence iterates over {self.outer}")
         for t in c.outputs:
             if {self.outer, self.inner} & set(t.ranks):
-                raise _NotInvariantError(f"output {t.name} is indexed by the chunks")
+                raise NotInvariantError(f"output {t.name} is indexed by the chunks")
         fold = self.fold_tensors(frozenset(state))
         for e in c.einsums:
             if e.name in fold:
@@ -157,7 +157,7 @@ class _Structure:
     def check_reader(self, e: Einsum, state: frozenset[str], fold: frozenset[str]) -> None:
         """An Einsum after the recurrence reads the state's last iterate or its init only."""
         if {self.o, self.i} & set(e.variables):
-            raise _NotInvariantError(f"{e.name} depends on the recurrence and walks the chunks")
+            raise NotInvariantError(f"{e.name} depends on the recurrence and walks the chunks")
         for a in e.reads:
             if a.tensor in state:
                 t = self.c.tensor(a.tensor)
@@ -165,20 +165,20 @@ class _Structure:
                 assert pos is not None
                 ix = a.affine_indices[pos]
                 if not (ix.is_int(0) or ix == Affine.extent(self.outer)):
-                    raise _NotInvariantError(
+                    raise NotInvariantError(
                         f"{e.name} reads {a.tensor} at {ix.render()}, not its last iterate"
                     )
             elif a.tensor in fold:
-                raise _NotInvariantError(f"{e.name} reads the per-chunk {a.tensor}")
+                raise NotInvariantError(f"{e.name} reads the per-chunk {a.tensor}")
 
     def check_key_local_einsum(self, e: Einsum) -> None:
         lhs = set(e.lhs_variables)
         if (self.o in lhs) != (self.i in lhs):
-            raise _NotInvariantError(
+            raise NotInvariantError(
                 f"{e.name} is indexed by one part of the split: it depends on the chunking"
             )
         if self.o not in lhs and not {self.o, self.i} <= set(e.reduced_variables):
-            raise _NotInvariantError(f"{e.name} reduces over one part of the split only")
+            raise NotInvariantError(f"{e.name} reduces over one part of the split only")
         self.check_key_local(e)
 
     def key_local_tensor(self, name: str) -> bool:
@@ -204,9 +204,10 @@ class _Structure:
         if e.filtered:
             fill = _constant(self.c, self.c.tensor(e.name).fill)
             if fill is None or not math.isfinite(fill):
-                raise _NotInvariantError(
+                raise NotInvariantError(
                     f"{e.name} is filtered with a fill that is not a finite constant: a "
-                    "refined chunk may keep no key where the declared one kept one"
+                    "smaller run of keys (a refined chunk, one split) may keep no key where "
+                    "the whole kept one: exp(-inf - -inf) is NaN"
                 )
 
     def check_key_local_expr(self, expr: Expr, where: str) -> None:
@@ -224,9 +225,9 @@ class _Structure:
                 self.check_index(integer, where)
             return
         if isinstance(expr, VarRef) and expr.var in chunk_vars:
-            raise _NotInvariantError(f"{where} uses {expr.var} as a value")
+            raise NotInvariantError(f"{where} uses {expr.var} as a value")
         if isinstance(expr, ExtentRef) and expr.rank in chunk_extents:
-            raise _NotInvariantError(f"{where} uses the extent {expr.rank} as a value")
+            raise NotInvariantError(f"{where} uses the extent {expr.rank} as a value")
         if isinstance(expr, Access):
             return
         for kid in children(expr):
@@ -239,9 +240,9 @@ class _Structure:
             for k in chunked:
                 want = self.o if t.dims[k].rank == self.outer else self.i
                 if not a.affine_indices[k].is_var_plus(want, 0) or t.dims[k].iterative:
-                    raise _NotInvariantError(f"{where} reads {a.tensor} off its chunk point")
+                    raise NotInvariantError(f"{where} reads {a.tensor} off its chunk point")
             if not self.key_local_tensor(a.tensor):
-                raise _NotInvariantError(f"{where} reads {a.tensor}, which depends on the chunking")
+                raise NotInvariantError(f"{where} reads {a.tensor}, which depends on the chunking")
             for k, ix in enumerate(a.affine_indices):
                 if k not in chunked:
                     self.check_index(ix, where)
@@ -249,7 +250,7 @@ class _Structure:
         for ix in a.affine_indices:
             self.check_index(ix, where)
         if self.c.producer(a.tensor) is not None and not self.key_local_tensor(a.tensor):
-            raise _NotInvariantError(f"{where} reads {a.tensor}, which depends on the chunking")
+            raise NotInvariantError(f"{where} reads {a.tensor}, which depends on the chunking")
 
     def check_index(self, ix: Affine, where: str) -> None:
         """An index or filter side: the chunk variables appear as ``m1*M0 + m0`` only."""
@@ -263,7 +264,7 @@ class _Structure:
         e = ix.sympy.subs(i, m - o * big_i).subs(big_o, parent / big_i)
         e = sympy.expand(e)
         if e.free_symbols & {o, i, big_o, big_i}:
-            raise _NotInvariantError(
+            raise NotInvariantError(
                 f"{where} uses {ix.render()}: not a function of {self.split.parent}'s index "
                 f"{self.o}*{self.inner} + {self.i} alone"
             )
@@ -292,7 +293,7 @@ def _integer_affine(e: Expr) -> Affine | None:
 # ---------------------------------------------------------------- the symbolic fold
 
 
-class _Symbols:
+class KeySymbols:
     """Real symbols for the state, the per-key values and the constants, shared by folds."""
 
     def __init__(self) -> None:
@@ -304,17 +305,17 @@ class _Symbols:
         return self.table[key]
 
 
-class _Fold:
+class ChunkFold:
     """One iterate of the recurrence over the outer part, on sympy values: ``old`` state in,
     the keys of one chunk (integers naming per-key symbols), the new state out."""
 
     def __init__(
         self,
-        st: _Structure,
+        st: ChunkStructure,
         state: tuple[str, ...],
         old: dict[str, sympy.Expr],
         keys: range,
-        symbols: _Symbols,
+        symbols: KeySymbols,
     ) -> None:
         self.st, self.c = st, st.c
         self.state = frozenset(state)
@@ -329,7 +330,7 @@ class _Fold:
         if (name, key) not in self.cache:
             e = self.c.einsum(name)
             if e.filtered:
-                raise _NotInvariantError(f"{name} is filtered inside the recurrence")
+                raise NotInvariantError(f"{name} is filtered inside the recurrence")
             self.cache[(name, key)] = self.value(e.body, key)
         return self.cache[(name, key)]
 
@@ -348,11 +349,11 @@ class _Fold:
             return sympy_call(e.fn, [self.value(a, key) for a in e.args])
         if isinstance(e, Reduce):
             return self.reduce(e, key)
-        raise _NotInvariantError(f"{type(e).__name__.lower()} of the recurrence's values")
+        raise NotInvariantError(f"{type(e).__name__.lower()} of the recurrence's values")
 
     def reduce(self, e: Reduce, key: int | None) -> sympy.Expr:
         if e.variables != (self.st.i,) or key is not None:
-            raise _NotInvariantError(
+            raise NotInvariantError(
                 f"a {e.op} over {', '.join(e.variables)} inside the recurrence (only reductions "
                 f"over {self.st.i} are folded)"
             )
@@ -372,24 +373,24 @@ class _Fold:
             if d.iterative:
                 at["iterate"] = ix
             elif not ix.is_var_plus(var, 0):
-                raise _NotInvariantError(f"the recurrence reads {a.tensor} at {ix.render()}")
+                raise NotInvariantError(f"the recurrence reads {a.tensor} at {ix.render()}")
             at[var] = ix
         if a.tensor in self.state:
             if i in at:
-                raise _NotInvariantError(f"the state {a.tensor} is indexed by {self.st.inner}")
+                raise NotInvariantError(f"the state {a.tensor} is indexed by {self.st.inner}")
             step = at.get("iterate")
             if step is not None and step.is_var_plus(o, 1):
                 return self.tensor(a.tensor, None)
             if step is not None and step.is_var_plus(o, 0):
                 return self.old[a.tensor]
-            raise _NotInvariantError(f"the recurrence reads {a.tensor} at another iterate")
+            raise NotInvariantError(f"the recurrence reads {a.tensor} at another iterate")
         if o not in at:
-            raise _NotInvariantError(
+            raise NotInvariantError(
                 f"the recurrence reads {a.tensor}, computed from its last state"
             )
         if i in at:
             if key is None:
-                raise _NotInvariantError(f"{a.tensor} is read per key outside a reduction over {i}")
+                raise NotInvariantError(f"{a.tensor} is read per key outside a reduction over {i}")
             return self.tensor(a.tensor, key)
         return self.tensor(a.tensor, None)
 
@@ -406,11 +407,11 @@ class _Fold:
         if not keyed:
             return self.symbols.get(("const", e), "c")
         if key is None:
-            raise _NotInvariantError("the recurrence reads a key's value outside a reduction")
+            raise NotInvariantError("the recurrence reads a key's value outside a reduction")
         return self.symbols.get(("key", e, key), "x")
 
 
-def _init_state(c: Cascade, state: tuple[str, ...]) -> dict[str, sympy.Expr] | None:
+def init_state(c: Cascade, state: tuple[str, ...]) -> dict[str, sympy.Expr] | None:
     """The init of every state tensor, when all are constants."""
     out: dict[str, sympy.Expr] = {}
     for name in state:
@@ -437,7 +438,7 @@ def _constant(c: Cascade, e: Expr) -> float | None:
         return None
 
 
-def _is_zero(d: sympy.Expr) -> bool:
+def is_zero(d: sympy.Expr) -> bool:
     if d == 0:
         return True
     if d.has(sympy.nan, sympy.zoo):
@@ -447,22 +448,22 @@ def _is_zero(d: sympy.Expr) -> bool:
 
 
 def _check_fold(c: Cascade, split: Split, state: tuple[str, ...], na: int, nb: int) -> None:
-    st = _Structure(c, split)
-    symbols = _Symbols()
+    st = ChunkStructure(c, split)
+    symbols = KeySymbols()
     starts: list[tuple[str, dict[str, sympy.Expr]]] = [
         ("any state", {name: symbols.get(("state", name), "s") for name in state})
     ]
-    init = _init_state(c, state)
+    init = init_state(c, state)
     if init is not None:
         starts.append(("the init", init))
     a, b, ab = range(na), range(na, na + nb), range(na + nb)
     for label, s0 in starts:
-        twice = _Fold(st, state, _Fold(st, state, s0, a, symbols).new_state(), b, symbols)
-        once = _Fold(st, state, s0, ab, symbols)
+        twice = ChunkFold(st, state, ChunkFold(st, state, s0, a, symbols).new_state(), b, symbols)
+        once = ChunkFold(st, state, s0, ab, symbols)
         got, want = twice.new_state(), once.new_state()
         for name in state:
-            if not _is_zero(got[name] - want[name]):
-                raise _NotInvariantError(
+            if not is_zero(got[name] - want[name]):
+                raise NotInvariantError(
                     f"from {label}, folding chunks of {na} and {nb} keys leaves {name} = "
                     f"{got[name]}, folding their union {want[name]}"
                 )
