@@ -2,7 +2,8 @@
 (and sm_80) with Triton's cache bypassed, then ptxas -v.  Per kernel: compile time, shared
 memory, registers, spill bytes and the number of wgmma (Hopper) / mma.sync (Ampere) tensor-core
 instructions in the PTX, at the default tiles; then a few-query shape (P = 16) and a long one
-(P = 4096) of a two-softmax cascade (differential attention) and split-KV decode.
+(P = 4096) of a two-softmax cascade (differential attention), split-KV decode as declared, and
+the one-pass and sink cascades at P = 1 (split-KV chosen by the compiler).
 
 The last column checks the acceptance rule: no spill, at most 30 s per kernel, and on sm_90 a
 kernel that multiplies tiles (``tl.dot``) with a query tile of at least 64 uses wgmma.
@@ -35,6 +36,8 @@ EXTRA = [
     ("differential P=4096", CASCADES / "differential.ein", {"M": 4096, "P": 4096}),
     ("decode P=1", EXAMPLES / "attention_decode.ein", {"M": 65536, "P": 1}),
     ("decode P=16", EXAMPLES / "attention_decode.ein", {"M": 65536, "P": 16}),
+    ("1pass P=1 (split-KV)", EXAMPLES / "attention_1pass.ein", {"M": 65536, "P": 1}),
+    ("sink P=1 (split-KV)", EXAMPLES / "attention_sink.ein", {"M": 65536, "P": 1}),
 ]
 
 

@@ -1,9 +1,10 @@
 """The launch cost model (einsumcc_triton.tuning) against ptxas, no GPU needed.
 
-For every example at its default tiles, and for FuseMax's declared 256-key chunks at 32, 64
-and 128 queries, each target's candidates (4/8 warps x 1/3 stages) are compiled ahead of time;
-the table gives the model's registers and shared memory next to ptxas', whether the model
-predicted a spill and whether ptxas reported one, and marks the model's choice with '*'.
+For every example at its default tiles, for FuseMax's declared 256-key chunks and for the
+one-pass attention at head dimensions 128 and 256, at 32, 64 and 128 queries, each target's
+candidates (4/8 warps x 1/3 stages) are compiled ahead of time; the table gives the model's
+registers and shared memory next to ptxas', whether the model predicted a spill and whether
+ptxas reported one, and marks the model's choice with '*'.
 
     python benchmarks/triton_tuning.py [--arch 90 --arch 80] [--quick]
 """
@@ -24,6 +25,7 @@ from einsumcc_triton.tuning import TARGETS, estimate, kernel_shape, ranked
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 FUSEMAX = EXAMPLES / "fusemax" / "attention_1pass.ein"
+ONE_PASS = EXAMPLES / "attention_1pass.ein"
 
 
 def cases(quick: bool) -> list[tuple[str, Path, dict[str, int], dict[str, int]]]:
@@ -34,6 +36,10 @@ def cases(quick: bool) -> list[tuple[str, Path, dict[str, int], dict[str, int]]]
             out.append((p.stem, p, {}, {}))
     for rows in (32, 64, 128):
         out.append((f"fusemax M0=256 P-tile {rows}", FUSEMAX, {"M0": 256}, {"P": rows}))
+    for d in (128, 256):
+        for rows in (32, 64, 128):
+            wide = {"E": d, "F": d}
+            out.append((f"1pass E=F={d} P-tile {rows}", ONE_PASS, wide, {"P": rows}))
     return out
 
 

@@ -8,6 +8,7 @@ numpy, sympy, torch and triton are imported only by the functions that need them
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import os
 import stat
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
     from einsumcc.ir.cascade import Cascade
     from einsumcc.schedule import Schedule
+    from einsumcc_triton.tile_search import TargetCheck
 
 
 def parse_tiles(values: Sequence[str] | None) -> dict[str, int]:
@@ -90,8 +92,9 @@ def add_parser(
     p.add_argument(
         "--aot",
         choices=["sm_80", "sm_90"],
-        help="with --report: compile every kernel ahead of time for this GPU (no GPU needed) "
-        "and add registers, spills, shared memory, wgmma/mma counts and compile time",
+        help="compile every kernel ahead of time for this GPU (no GPU needed): the query "
+        "tile is the largest that compiles without a spill; with --report, add registers, "
+        "spills, shared memory, wgmma/mma counts and compile time",
     )
     add_dims(p)
     add_schedule_options(p)
@@ -110,11 +113,29 @@ def cmd_compile(
     dims = parse_dims(args.dims)
     tiles = parse_tiles(args.tile)
     materialize = parse_names(args.materialize)
-    cascade, schedule = compile_schedule(
-        load(args.file), dims, tiles=tiles, materialize=materialize, split_kv=args.split_kv
-    )
+    checked = None
+    if getattr(args, "aot", None):
+        from einsumcc_triton.tile_search import search_tiles
+
+        arch = int(args.aot.removeprefix("sm_"))
+        checked, notes = search_tiles(
+            load(args.file),
+            dims,
+            arch,
+            tiles=tiles,
+            materialize=materialize,
+            split_kv=args.split_kv,
+        )
+        for w in checked.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        cascade = checked.cascade
+        schedule = dataclasses.replace(checked.schedule, notes=notes + checked.schedule.notes)
+    else:
+        cascade, schedule = compile_schedule(
+            load(args.file), dims, tiles=tiles, materialize=materialize, split_kv=args.split_kv
+        )
     if getattr(args, "report", False):
-        return report(cascade, schedule, dims, args)
+        return report(cascade, schedule, dims, args, checked)
     source = None
     if args.output or args.emit in (None, "triton"):
         from einsumcc_triton.module import generate
@@ -139,7 +160,11 @@ def cmd_compile(
 
 
 def report(
-    cascade: Cascade, schedule: Schedule, dims: Mapping[str, int], args: argparse.Namespace
+    cascade: Cascade,
+    schedule: Schedule,
+    dims: Mapping[str, int],
+    args: argparse.Namespace,
+    checked: TargetCheck | None = None,
 ) -> int:
     """``--report [--json] [--aot sm_XX]``."""
     import json
@@ -154,8 +179,8 @@ def report(
             hint="bind the free ranks with --dims, e.g. --dims M=4096,P=4096",
         )
     data = summarize(schedule, traffic)
-    if args.aot:
-        add_aot(data, cascade, schedule, dims, int(args.aot.removeprefix("sm_")))
+    if checked is not None:
+        add_aot(data, checked)
     if args.json:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
@@ -163,51 +188,12 @@ def report(
     return 0
 
 
-def add_aot(
-    data: dict[str, Any], cascade: Cascade, schedule: Schedule, dims: Mapping[str, int], arch: int
-) -> None:
-    """Each kernel's AOT figures under ``aot``, at the cost model's launch choice for the
-    target (einsumcc_triton.tuning).  When ptxas reports a spill, the model's next choices
-    are compiled (at most :data:`AOT_RETRIES` more) and the first without a spill is kept; a
-    warning names every choice that spilled."""
-    import dataclasses
-
-    from einsumcc_triton.aot import aot_compile
-    from einsumcc_triton.launch import Compiled, write_module
-    from einsumcc_triton.module import generate
-    from einsumcc_triton.tuning import ranked
-
-    source, lowered = generate(cascade, schedule, dims)
-    path = write_module(source, lowered.launcher)
-    infos = list(lowered.kernels)
-    options = [ranked(schedule, k, arch)[: AOT_RETRIES + 1] for k in schedule.kernels]
-    final: dict[str, Any] = {}
-    for attempt in range(AOT_RETRIES + 1):
-        todo = [i for i, info in enumerate(infos) if info.name not in final]
-        compiled = Compiled(cascade, schedule, source, path, lowered.launcher, tuple(infos))
-        stats = {st.kernel: st for st in aot_compile(compiled, arch)}
-        for i in todo:
-            st, k = stats[infos[i].name], schedule.kernels[i]
-            nxt = options[i][attempt + 1] if attempt + 1 < len(options[i]) else None
-            if not st.spills or nxt is None:
-                final[infos[i].name] = st
-                continue
-            tiles = ", ".join(f"{a.var}={a.block}" for a in k.axes if a.lanes)
-            print(
-                f"warning: kernel {k.name} spills {st.spills} B on sm_{arch} with tiles {tiles}, "
-                f"{st.num_warps} warps and {st.num_stages} stages; trying {nxt.describe()}",
-                file=sys.stderr,
-            )
-            choice = ((arch, nxt.num_warps, nxt.num_stages),)
-            infos[i] = dataclasses.replace(infos[i], configs=choice)
-        if len(final) == len(infos):
-            break
-    for entry, info, k in zip(data["kernels"], infos, schedule.kernels, strict=True):
-        st = final[info.name]
-        spill = st.spills  # bytes of spill stores and loads (ptxas -v)
+def add_aot(data: dict[str, Any], checked: TargetCheck) -> None:
+    """Each kernel's AOT figures under ``aot`` (see :mod:`einsumcc_triton.tile_search`)."""
+    for entry, st in zip(data["kernels"], checked.stats, strict=True):
         entry["aot"] = {
-            "target": f"sm_{arch}",
-            "spill_bytes": spill,
+            "target": f"sm_{st.arch}",
+            "spill_bytes": st.spills,  # bytes of spill stores and loads (ptxas -v)
             "wgmma": st.wgmma,
             "mma": st.mma,
             "shared_bytes": st.shared_bytes,
@@ -216,17 +202,6 @@ def add_aot(
             "num_warps": st.num_warps,
             "num_stages": st.num_stages,
         }
-        if spill:
-            tiles = ", ".join(f"{a.var}={a.block}" for a in k.axes if a.lanes)
-            print(
-                f"warning: kernel {k.name} spills {spill} B on sm_{arch} with tiles {tiles}, "
-                f"{st.num_warps} warps and {st.num_stages} stages (no launch choice avoids it); "
-                "try smaller tiles (--tile)",
-                file=sys.stderr,
-            )
-
-
-AOT_RETRIES = 3
 
 
 def write_output(output: str, source: str) -> None:

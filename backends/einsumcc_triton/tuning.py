@@ -21,7 +21,7 @@ spill) and its shared memory fits a block.  Among feasible ones the model prefer
 resident warps per SM (latency hiding, capped at 16), then more stages (up to 3), then the
 schedule's warps.  :func:`ranked` gives every candidate best first; ``compile --report --aot``
 compiles the first, and when ptxas reports a spill the next, warning with the choice that
-spilled (:func:`einsumcc_triton.command.add_aot`).  ``benchmarks/triton_tuning.py`` prints
+spilled (:func:`einsumcc_triton.tile_search.aot_checked`).  ``benchmarks/triton_tuning.py`` prints
 the model next to ptxas for every example.
 """
 
@@ -34,7 +34,7 @@ from einsumcc.ir.nodes import Access
 from einsumcc.schedule import AxisRole, Kernel, Schedule
 from einsumcc.schedule.contraction import contraction
 from einsumcc.schedule.tiling import footprint
-from einsumcc.schedule.traffic import itemsize
+from einsumcc.schedule.traffic import itemsize, read_levels
 
 BASE_REGISTERS = 48
 TILE_WEIGHT = 1.25  # a score tile, its exponentials and their 16-bit copy overlap
@@ -116,33 +116,22 @@ def kernel_shape(s: Schedule, k: Kernel) -> KernelShape:
         return values(set(acc.variables)) * itemsize(prog, acc.tensor)
 
     carried = 0
-    stage = largest = 0
     operands = dots = 0
-    resident: dict[str, int] = {}
     for lp in k.loops:
-        per_iter: dict[str, int] = {}
         for key in lp.accumulators + lp.carried:
             carried += values(set(prog.node(key).variables))
         for key in lp.nodes:
-            n = prog.node(key)
-            con = contraction(n, lanes)
+            con = contraction(prog.node(key), lanes)
             if con is not None:
                 dots += 1
                 operands += lanes[con.k] * lanes[con.j]
-            for acc in n.reads:
-                if acc.tensor not in k.reads:
-                    continue
-                size = tile_bytes(acc)
-                if lp.var in acc.variables:
-                    per_iter[str(acc)] = size
-                else:
-                    resident[str(acc)] = size
-        stage = max(stage, sum(per_iter.values()))
-        largest = max(largest, max(per_iter.values(), default=0))
-    for key in k.before:
-        for acc in prog.node(key).reads:
-            if acc.tensor in k.reads:
-                resident[str(acc)] = tile_bytes(acc)
+    once, per_iteration = read_levels(prog, k)
+    stage = largest = 0
+    for accs in per_iteration.values():
+        sizes = {str(a): tile_bytes(a) for a in accs}
+        stage = max(stage, sum(sizes.values()))
+        largest = max(largest, max(sizes.values(), default=0))
+    resident = {str(a): tile_bytes(a) for a in once}
     grid_tiles = [a.block for a in k.axes if a.role is AxisRole.GRID and a.block > 1]
     return KernelShape(
         rows=min(grid_tiles, default=1),

@@ -25,6 +25,11 @@ final states, each folded from the ``init``, must equal folding every chunk in o
 ``init``.  The ``init`` must be constant; the rest of the cascade must read the state only as
 its last iterate, as for refinement (the same structural checks, filters with an infinite fill
 refused: a split whose keys are all filtered out would hold ``exp(-inf - -inf)``).
+
+Every run starts from the merge's identity (``-inf`` for a max, 0 for a sum or a rescaled
+state).  When the ``init`` is not the identity (a learned sink's logit seeding the running
+max, a count from 1), the init is merged as one more run: the proof then folds from a symbolic
+init (any data) or the constant one.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ from einsumcc.ir.nodes import Access, Reduce, Split
 
 RUNS = (((1,), (1,)), ((2,), (1,)), ((1, 1), (1,)), ((1,), (2, 1)), ((1,), (1,), (1,)))
 MONOIDS = ("max", "min", "sum", "prod")
+# the state a run starts from: the identity of its merge
+IDENTITY = {"max": -sympy.oo, "min": sympy.oo, "sum": 0, "prod": 1, "rescale": 0}
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,9 @@ class Merge:
     combines: tuple[Combine, ...] = ()
     old: tuple[tuple[str, sympy.Symbol], ...] = ()
     new: tuple[tuple[str, sympy.Symbol], ...] = ()
+    # the init is not the merge's identity (a sink's logit, a count from 1): runs start from
+    # the identity and the init is merged as one more run
+    seeded: bool = False
 
     def combine(self, state: str) -> Combine:
         return next(cb for cb in self.combines if cb.state == state)
@@ -91,25 +101,32 @@ def merge(c: Cascade, split: Split) -> Merge:
     try:
         st = ChunkStructure(c, split)
         state = st.check()
-        init = init_state(c, state)
-        if init is None:
-            raise NotInvariantError("the init of the state is not a constant")
+        for name in state:
+            if len(c.inits_of(name)) != 1:
+                raise NotInvariantError(f"{name} has {len(c.inits_of(name))} inits, not one")
         upd = _Update(st, state)
         combines = tuple(upd.classify(name) for name in state)
         order = _order(combines)
+        identity = {cb.state: sympy.sympify(IDENTITY[cb.op]) for cb in combines}
+        init = init_state(c, state)
+        seeded = init is None or any(init[n] != identity[n] for n in state)
+        if init is None:  # read from data: any value
+            init = {n: sympy.Symbol(f"{n}_init", real=True) for n in state}
         for runs in RUNS:
-            _check_runs(st, state, init, upd, order, runs)
+            _check_runs(st, state, (init, identity, seeded), upd, order, runs)
     except NotInvariantError as e:
         return Merge(split, False, str(e))
+    start = "the identity, the init merged as one more run" if seeded else "the init"
     return Merge(
         split,
         True,
         f"the splits' final {', '.join(state)} merge into the state of one run "
         "(derived from the recurrence; checked symbolically for runs of 1-3 splits of 1-2 "
-        "chunks from the init)",
+        f"chunks from {start})",
         order,
         tuple(upd.old_symbols.items()),
         tuple(upd.new_symbols.items()),
+        seeded,
     )
 
 
@@ -240,11 +257,14 @@ def _merged(
 def _check_runs(
     st: ChunkStructure,
     state: tuple[str, ...],
-    init: dict[str, sympy.Expr],
+    starts: tuple[dict[str, sympy.Expr], dict[str, sympy.Expr], bool],
     upd: _Update,
     order: tuple[Combine, ...],
     runs: tuple[tuple[int, ...], ...],
 ) -> None:
+    """One run over every chunk from the init equals the merge of the runs, each from the
+    identity (from the init when it is the identity), and of the init when it is not."""
+    init, identity, seeded = starts
     symbols = KeySymbols()
     split_chunks: list[list[range]] = []
     first = 0
@@ -255,8 +275,8 @@ def _check_runs(
             first += n
         split_chunks.append(chunks)
     whole = _fold_runs(st, state, init, [k for run in split_chunks for k in run], symbols)
-    finals = [_fold_runs(st, state, init, run, symbols) for run in split_chunks]
-    got = _merged(finals, upd, order)
+    finals = [_fold_runs(st, state, identity, run, symbols) for run in split_chunks]
+    got = _merged([init, *finals] if seeded else finals, upd, order)
     for name in state:
         if not is_zero(got[name] - whole[name]):
             shape = " ".join("[" + ", ".join(map(str, r)) + "]" for r in runs)

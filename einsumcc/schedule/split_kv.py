@@ -13,10 +13,12 @@ combines the runs' final states before anything reads them::
     GRNV[f, p] = sum{c} exp(RM[c, M1, p] - GRM[p]) * RNV[f, c, M1, p]
     AV[f, p]   = GRNV[f, p] / GRD[p]                             # was RNV[f, M1, p] / RD[M1, p]
 
-The key index ``m1*M0 + m0`` becomes ``(c*M1 + m1)*M0 + m0`` wherever it is used (indices,
-filters, values), so each run sees its own keys.  The result is a cascade like
-``examples/attention_decode.ein``, compiled by the same backend as a hand-written one: a kernel
-over ``(c, query tiles)`` that keeps only each run's final state, and a small one merging them.
+Every run starts from the merge's identity; an init that is not the identity (a sink's logit)
+is merged as one more run.  The key index ``m1*M0 + m0`` becomes ``(c*M1 + m1)*M0 + m0``
+wherever it is used (indices, filters, values), so each run sees its own keys.  The result is
+a cascade like ``examples/attention_decode.ein``, compiled by the same backend as a
+hand-written one: a kernel over ``(c, query tiles)`` that keeps only each run's final state,
+and a small one merging them.
 """
 
 from __future__ import annotations
@@ -25,14 +27,16 @@ import dataclasses
 
 import sympy
 
-from einsumcc.analysis.merging import Merge
+from einsumcc.analysis.merging import IDENTITY, Merge
 from einsumcc.derive.symbolic import to_ir
 from einsumcc.ir.affine import Affine
 from einsumcc.ir.cascade import Cascade
 from einsumcc.ir.nodes import (
     Access,
     Binary,
+    Call,
     Condition,
+    Const,
     Dim,
     Einsum,
     Expr,
@@ -49,6 +53,17 @@ from einsumcc.ir.nodes import (
     var_symbol,
     with_children,
 )
+
+
+def _is_number(e: Expr, value: float) -> bool:
+    return isinstance(e, Const) and e.value == value
+
+
+def _combine(op: str, a: Expr, b: Expr) -> Expr:
+    """``op`` of two values: ``max(a, b)``, ``a + b``, ..."""
+    if op in ("max", "min"):
+        return Call(op, (a, b))
+    return Binary("+" if op == "sum" else "*", a, b)
 
 
 class SplitError(Exception):
@@ -152,7 +167,20 @@ class _Rewrite:
         return None
 
     def init(self, i: Init) -> Init:
-        return dataclasses.replace(i, target=self.access(i.target, state_reader=False))
+        target = self.access(i.target, state_reader=False)
+        if self.m.seeded and i.target.tensor in self.state:
+            op = self.m.combine(i.target.tensor).op
+            return Init(target, to_ir(sympy.sympify(IDENTITY[op]), {}))
+        return dataclasses.replace(i, target=target)
+
+    def init_value(self, state: str) -> Expr:
+        """The init of ``state`` as a value at the merge's indices (its target's variables)."""
+        (i,) = self.c.inits_of(state)
+        t = self.c.tensor(state)
+        for d, ix in zip(t.dims, i.target.affine_indices, strict=True):
+            if not d.iterative and not ix.is_var_plus(self.c.rank(d.rank).var, 0):
+                raise SplitError(f"the init of {state} is not indexed by rank variables")
+        return self.expr(i.value, reader=True)
 
     # ------------------------------------------------------------ the merge
 
@@ -190,6 +218,8 @@ class _Rewrite:
             body: Expr
             if cb.factor is None:
                 body = Reduce(cb.op, (self.cv,), final)
+                if self.m.seeded:
+                    body = _combine(cb.op, body, self.init_value(cb.state))
             else:
                 atoms: dict[sympy.Symbol, Expr] = {}
                 for s in self.state:
@@ -197,6 +227,14 @@ class _Rewrite:
                     atoms[new[s]] = self.merged_read(s)
                 factor = to_ir(cb.factor, atoms)
                 body = Reduce("sum", (self.cv,), Binary("*", factor, final))
+                init = self.init_value(cb.state) if self.m.seeded else Const(0)
+                if not _is_number(init, 0):
+                    for s in self.state:
+                        atoms[old[s]] = self.init_value(s)
+                    seed = to_ir(cb.factor, atoms)
+                    if not _is_number(init, 1):
+                        seed = Binary("*", seed, init)
+                    body = Binary("+", body, seed)
             out.append(Einsum(self.merged_read(cb.state), body))
         return out
 
@@ -228,6 +266,8 @@ class _Rewrite:
             return Access(a.tensor, [self.affine(ix) for ix in a.affine_indices], a.span)
         if state_reader and a.tensor in self.state and self.is_final(a):
             return self.merged_read_at(a)
+        if state_reader and self.m.seeded and a.tensor in self.state:
+            raise SplitError(f"{a.tensor}'s init is read after the recurrence")
         ix = list(a.affine_indices)
         if state_reader:  # the init, read after the recurrence: every run starts from it
             ix.insert(pos, Affine.const(0))

@@ -83,6 +83,33 @@ def _dims_of(prog: NodeProgram, tensor: str) -> list[tuple[str, bool]]:
     return [(d.rank, d.iterative) for d in prog.cascade.tensor(tensor).dims]
 
 
+def read_levels(prog: NodeProgram, k: Kernel) -> tuple[list[Access], dict[int, list[Access]]]:
+    """Kernel ``k``'s global reads loaded once per program, and those loaded per iteration of
+    each loop (by loop number): a read whose indices use the loop variable is per iteration."""
+    global_reads = set(k.reads)
+
+    def reads(key: str) -> list[Access]:
+        return [a for a in prog.node(key).reads if a.tensor in global_reads]
+
+    program_level: list[Access] = []
+    loop_level: dict[int, list[Access]] = {}
+    for key in k.before:
+        program_level.extend(reads(key))
+    for lp in k.loops:
+        for key in lp.nodes:
+            for acc in reads(key):
+                if any(str(s) == lp.var for ix in acc.indices for s in ix.free_symbols):
+                    loop_level.setdefault(lp.number, []).append(acc)
+                else:
+                    program_level.append(acc)
+        for key in lp.after:
+            program_level.extend(reads(key))
+    return (
+        list(dict.fromkeys(program_level)),
+        {n: list(dict.fromkeys(accs)) for n, accs in loop_level.items()},
+    )
+
+
 class _Counter:
     def __init__(self, s: Schedule, k: Kernel, extents: Mapping[str, int]) -> None:
         assert s.program is not None
@@ -170,7 +197,7 @@ class _Counter:
         )
         programs, n_programs = self.programs()
         w = self.weight()
-        program_level, loop_level = self.read_levels()
+        program_level, loop_level = read_levels(self.prog, self.k)
         stores_once = self.stores_once()
         iterations: dict[int, list[int]] = {lp.number: [0, 0] for lp in k.loops}
         for prog in programs:
@@ -211,29 +238,6 @@ class _Counter:
             )
             out.append((lp, syms, fn))
         return out
-
-    def read_levels(self) -> tuple[list[Access], dict[int, list[Access]]]:
-        """Global reads loaded once per program, and those loaded per iteration of a loop."""
-        k = self.k
-        global_reads = set(k.reads)
-        program_level: list[Access] = []
-        loop_level: dict[int, list[Access]] = {}
-        for key in k.before:
-            program_level.extend(self.global_reads(key, global_reads))
-        for lp in k.loops:
-            x = lp.var
-            for key in lp.nodes:
-                for acc in self.global_reads(key, global_reads):
-                    if any(str(s) == x for ix in acc.indices for s in ix.free_symbols):
-                        loop_level.setdefault(lp.number, []).append(acc)
-                    else:
-                        program_level.append(acc)
-            for key in lp.after:
-                program_level.extend(self.global_reads(key, global_reads))
-        return (
-            list(dict.fromkeys(program_level)),
-            {n: list(dict.fromkeys(accs)) for n, accs in loop_level.items()},
-        )
 
     def stores_once(self) -> list[tuple[str, Access]]:
         """Global writes stored once per program (after the loop that completes them)."""
@@ -304,10 +308,6 @@ class _Counter:
             size *= self.ext[rank] + (1 if iterative else 0)
         read = reads.get(name, 0)
         return TensorTraffic(name, read, writes.get(name, 0), size, self.reuse(name, read, size))
-
-    def global_reads(self, key: str, global_reads: set[str]) -> list[Access]:
-        n = self.prog.node(key)
-        return [a for a in n.reads if a.tensor in global_reads]
 
     def reuse(self, name: str, read: int, size: int) -> str:
         if not read or not size:

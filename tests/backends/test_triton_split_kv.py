@@ -72,6 +72,7 @@ def test_split_traffic_stays_small_next_to_the_inputs() -> None:
         ("attention_1pass.ein", {"M": 2048, "P": 3}, None),
         ("attention_1pass.ein", {"M": 1024, "P": 20}, 4),
         ("attention_lse.ein", {"M": 1024, "P": 5}, None),
+        ("attention_sink.ein", {"M": 1024, "P": 2}, None),
         ("attention_sliding_window.ein", {"M": 1024, "P": 7}, 4),
         ("document_mask.ein", {"M": 1024, "P": 9}, 8),
     ],
