@@ -1,6 +1,7 @@
 """GPU benchmark of the compiled masked-attention kernels against torch SDPA and FlexAttention.
 
-For each variant (causal, sliding window, ALiBi, soft-cap, document mask, decode) the example's
+For each variant (causal, sliding window, ALiBi, soft-cap, document mask, decode as declared,
+decode of the one-pass cascade with the compiler's split-KV) the example's
 cascade is specialised to a head dimension (64, 128) and a dtype (f16, bf16), compiled with
 ``--dims`` fixing the sequence lengths, checked against SDPA (or FlexAttention where SDPA cannot
 express the score), then timed with ``triton.testing.do_bench``.  It prints TFLOP/s (the
@@ -12,7 +13,7 @@ Without a CUDA device it says so and exits 0: it never prints figures it did not
 oracle-free reference (SDPA on the CPU), so the code paths stay tested.
 
     python benchmarks/gpu_attention.py [--seq 1024 4096 16384 32768] [--dim 64 128]
-        [--dtype f16 bf16] [--variant causal window alibi softcap document decode]
+        [--dtype f16 bf16] [--variant causal window alibi softcap document decode decode-1pass]
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ VARIANTS = {
     "softcap": Variant("softcap", "attention_softcap.ein"),
     "document": Variant("document", "document_mask.ein"),
     "decode": Variant("decode", "attention_decode.ein", decode=True),
+    # the one-pass cascade at P = 1: split-KV chosen by the compiler (runs and merge derived)
+    "decode-1pass": Variant("decode-1pass", "attention_1pass.ein", decode=True),
 }
 
 
