@@ -3,7 +3,8 @@
 memory, registers, spill bytes and the number of wgmma (Hopper) / mma.sync (Ampere) tensor-core
 instructions in the PTX, at the default tiles; then a few-query shape (P = 16) and a long one
 (P = 4096) of a two-softmax cascade (differential attention), split-KV decode as declared, and
-the one-pass and sink cascades at P = 1 (split-KV chosen by the compiler).
+the one-pass and sink cascades at P = 1 (split-KV chosen by the compiler) and the three-pass
+cascade at P = 1 (its reductions split).
 
 The last column checks the acceptance rule: no spill, at most 30 s per kernel, and on sm_90 a
 kernel that multiplies tiles (``tl.dot``) with a query tile of at least 64 uses wgmma.
@@ -38,6 +39,7 @@ EXTRA = [
     ("decode P=16", EXAMPLES / "attention_decode.ein", {"M": 65536, "P": 16}),
     ("1pass P=1 (split-KV)", EXAMPLES / "attention_1pass.ein", {"M": 65536, "P": 1}),
     ("sink P=1 (split-KV)", EXAMPLES / "attention_sink.ein", {"M": 65536, "P": 1}),
+    ("3pass P=1 (split-K)", EXAMPLES / "attention_3pass.ein", {"M": 65536, "P": 1}),
 ]
 
 

@@ -58,8 +58,9 @@ def add_schedule_options(p: argparse.ArgumentParser) -> None:
         "--split-kv",
         type=int,
         metavar="N",
-        help="run the recurrence over chunks as N independent runs merged after "
-        "(flash-decoding; 1: one run; default: chosen when --dims give few programs)",
+        help="run the recurrence over chunks (split-KV) or the reductions over the streamed "
+        "rank (split-K) as N runs combined after (1: one run; default: chosen when --dims "
+        "give few programs)",
     )
 
 

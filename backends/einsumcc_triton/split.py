@@ -20,6 +20,13 @@ The choice, at compile time when ``--dims`` bind the grid and the chunk count:
 
 ``--split-kv N`` forces ``N`` runs (an error when the merge is not proved), ``--split-kv 1``
 turns splitting off.
+
+A cascade without such a recurrence that streams a rank (three-pass attention, a long
+contraction) gets its reductions over that rank split instead
+(:mod:`einsumcc.schedule.split_reduce`, split-K), by the same rules with runs of at least
+:data:`MIN_CHUNKS_PER_RUN` stream tiles; the split is kept only when the derived schedule runs
+the partial reductions in at least half the programs asked for and moves at most a quarter
+more bytes (:func:`_kept`), trying at most :data:`SPLIT_TRIALS` run counts.
 """
 
 from __future__ import annotations
@@ -36,11 +43,13 @@ from einsumcc.schedule import AxisRole, Kernel, Schedule, derive_schedule
 from einsumcc.schedule.context import REGISTER_BUDGET
 from einsumcc.schedule.extents import compile_extents
 from einsumcc.schedule.split_kv import split_stream
+from einsumcc.schedule.split_reduce import reduction_problem, split_reductions
 from einsumcc_triton.tuning import TARGETS
 
 TARGET_PROGRAMS = 2 * max(t.sms for t in TARGETS.values())
 MIN_CHUNKS_PER_RUN = 4
 PARTIAL_SHARE = 0.25
+SPLIT_TRIALS = 3  # run counts whose split schedule is derived before giving up
 
 
 def recurrence_split(c: Cascade) -> Split | None:
@@ -67,12 +76,7 @@ def split_kv(
         return c, ()
     split = recurrence_split(c)
     if split is None:
-        if runs is None:
-            return c, ()
-        raise EinError.plain(
-            f"--split-kv {runs}: {c.name} has no recurrence over chunks to split",
-            hint="split-KV runs a recurrence over the outer part of a split (split M -> M1, M0)",
-        )
+        return _reductions(c, dims or {}, tiles, materialize, runs)
     if runs is not None:
         return _forced(c, split, dims or {}, runs)
     return _chosen(c, split, dims or {}, tiles, materialize)
@@ -137,10 +141,137 @@ def _chosen(
     ]
     if not allowed:
         return c, ()
-    enough = [d for d in allowed if programs * d >= TARGET_PROGRAMS]
-    runs = min(enough) if enough else max(allowed)
+    runs = _choose(programs, allowed)
     out = split_stream(c, m, runs)
     return out, (_note(c, out, runs, (programs, chunks)),)
+
+
+def _choose(programs: int, allowed: Sequence[int]) -> int:
+    """The fewest runs that reach :data:`TARGET_PROGRAMS`, else the most allowed."""
+    enough = [d for d in allowed if programs * d >= TARGET_PROGRAMS]
+    return min(enough) if enough else max(allowed)
+
+
+def _reductions(
+    c: Cascade,
+    dims: Mapping[str, int],
+    tiles: Mapping[str, int] | None,
+    materialize: Sequence[str],
+    runs: int | None,
+) -> tuple[Cascade, tuple[str, ...]]:
+    """Split-K: the reductions over a streamed rank as partial reductions and a combine."""
+    s = derive_schedule(c, dims, tiles=tiles, materialize=materialize)
+    streamed = [k for k in s.kernels if k.loops and k.stream is not None]
+    ranks = list(dict.fromkeys(k.stream for k in streamed if k.stream is not None))
+    problems = {r: reduction_problem(c, r) for r in ranks}
+    ok = [r for r in ranks if problems[r] is None and r not in (tiles or {})]
+    if not ok:
+        if runs is None:
+            return c, ()
+        why = "; ".join(f"{r}: {p}" for r, p in problems.items() if p) or "no streamed rank"
+        raise EinError.plain(
+            f"--split-kv {runs}: {c.name} has no recurrence over chunks and no reduction over "
+            f"a streamed rank to split ({why})",
+            hint="--split-kv 1 compiles it as one run",
+        )
+    rank = ok[0]
+    k = next(k for k in streamed if k.stream == rank)
+    count = s.extent_of.get(rank)
+    if runs is not None:
+        if count is not None and count % runs:
+            fits = [d for d in range(2, count + 1) if count % d == 0][:8]
+            raise EinError.plain(
+                f"--split-kv {runs}: {rank} = {count} does not divide into {runs} runs",
+                hint="runs that divide it: " + ", ".join(map(str, fits)),
+            )
+        out = split_reductions(c, rank, runs)
+        return out, (_reduce_note(c, out, rank, runs, None),)
+    programs = grid_programs(k)
+    if count is None or programs is None or programs >= TARGET_PROGRAMS:
+        return c, ()
+    tile = k.axis(c.rank(rank).var).block
+    trial = split_reductions(c, rank, 2)
+    cap = _partials_cap(c, trial, k, s.extent_of)
+    allowed = [
+        d
+        for d in range(2, min(cap, count) + 1)
+        if count % d == 0 and count // d >= MIN_CHUNKS_PER_RUN * tile
+    ]
+    if not allowed:
+        return c, ()
+    first_choice = _choose(programs, allowed)
+    order = [first_choice, *sorted((d for d in allowed if d != first_choice), reverse=True)]
+    tried = []
+    for runs in order[:SPLIT_TRIALS]:
+        out = split_reductions(c, rank, runs)
+        verdict = _kept(c, out, s, programs, runs, dims, tiles, materialize)
+        if verdict is None:
+            return out, (_reduce_note(c, out, rank, runs, programs),)
+        tried.append(f"{runs} runs: {verdict}")
+    return c, (f"split reductions not applied: {'; '.join(tried)}",)
+
+
+def _kept(
+    c: Cascade,
+    out: Cascade,
+    s: Schedule,
+    programs: int,
+    runs: int,
+    dims: Mapping[str, int],
+    tiles: Mapping[str, int] | None,
+    materialize: Sequence[str],
+) -> str | None:
+    """Why the split schedule is not kept (None: kept).  It is kept only when it runs the
+    partial reductions in at least half the programs asked for and moves at most a quarter
+    more bytes: the kernels are the scheduler's, which may hold the runs in registers of one
+    program (a small run count) and fuse the combine back into the loop."""
+    split_s = derive_schedule(out, dims, tiles=tiles, materialize=materialize)
+    old = {e.name for e in c.einsums}
+    first = next(e.name for e in out.einsums if e.name not in old)
+    pk = next(k for k in split_s.kernels if first in k.nodes)
+    got = grid_programs(pk) or 0
+    before, after = _moved(s, dims), _moved(split_s, dims)
+    if 2 * got < programs * runs:
+        return f"the schedule runs {first} in {got} program{'s' if got != 1 else ''}"
+    if before is not None and after is not None and after > 1.25 * before:
+        return f"it would move {after:,} B instead of {before:,} B"
+    return None
+
+
+def _moved(s: Schedule, dims: Mapping[str, int]) -> int | None:
+    from einsumcc.schedule import traffic_for
+
+    t = traffic_for(s, dims)
+    return None if t is None else t.read + t.written
+
+
+def _partials_cap(c: Cascade, trial: Cascade, k: Kernel, ext: Mapping[str, int | None]) -> int:
+    """The most runs the partial results' traffic and the combine's registers allow."""
+    old = {t.name for t in c.tensors}
+    parts = [t for t in trial.tensors if t.name not in old]
+    run_rank = parts[0].dims[0].rank
+    inputs = sum((_size(t, ext, frozenset()) or 0) * t.dtype.itemsize for t in c.inputs)
+    per_run = sum((_size(t, ext, frozenset({run_rank})) or 0) * 4 for t in parts)
+    grid = frozenset(a.rank for a in k.axes if a.role is AxisRole.GRID) | {run_rank}
+    widest = max((_size(t, ext, grid) or 1) for t in parts)
+    by_traffic = int(PARTIAL_SHARE * inputs // (2 * per_run)) if per_run else 0
+    return min(by_traffic, REGISTER_BUDGET // max(widest, 1))
+
+
+def _reduce_note(c: Cascade, out: Cascade, rank: str, runs: int, programs: int | None) -> str:
+    old = {e.name for e in c.einsums}
+    parts = [e for e in out.einsums if e.name not in old]
+    why = ""
+    if programs is not None:
+        why = (
+            f" ({programs} program{'s' if programs != 1 else ''} per pass -> "
+            f"{programs * runs}; --split-kv 1 keeps one run)"
+        )
+    return (
+        f"split reductions: the {len(parts)} reduction{'s' if len(parts) != 1 else ''} over "
+        f"{rank} run as {runs} partial reductions{why}, each combined over the runs by its "
+        f"own operator: {'; '.join(render_einsum(e) for e in parts)}"
+    )
 
 
 def _note(c: Cascade, out: Cascade, runs: int, chose: tuple[int, int] | None) -> str:

@@ -93,8 +93,8 @@ def test_forced_splits_that_cannot_hold_are_errors() -> None:
         compile_schedule(load(EXAMPLES / "attention_causal.ein"), {"M": 4096, "P": 1}, split_kv=4)
     with pytest.raises(EinError, match="do not divide into 3 runs"):
         compile_schedule(load(ONE_PASS), {"M": 4096, "P": 1}, split_kv=3)
-    with pytest.raises(EinError, match="no recurrence over chunks"):
-        compile_schedule(load(EXAMPLES / "attention_3pass.ein"), {"M": 4096, "P": 1}, split_kv=2)
+    with pytest.raises(EinError, match="no reduction over a streamed rank"):
+        compile_schedule(load(EXAMPLES / "softmax.ein"), {"M": 4096, "P": 1}, split_kv=2)
 
 
 def test_a_refused_merge_is_a_note_not_a_split() -> None:
@@ -110,3 +110,70 @@ def test_a_forced_split_without_dims_keeps_the_extents_for_run_time() -> None:
     c = load(ONE_PASS)
     inputs = random_inputs(c, dims, seed=2)
     assert max_err(evaluate(c, inputs, dims), k.run_numpy(inputs)) < F16_TOL
+
+
+# ---------------------------------------------------------------- split reductions (split-K)
+
+THREE_PASS = EXAMPLES / "attention_3pass.ein"
+
+
+def test_a_few_query_multi_pass_cascade_splits_its_reductions() -> None:
+    dims = {"M": 65536, "P": 1}
+    _, one = compile_schedule(load(THREE_PASS), dims, split_kv=1)
+    assert _programs(one) == 1
+    _, s = compile_schedule(load(THREE_PASS), dims)
+    runs = dict(s.extents)["C"]
+    assert runs is not None
+    assert runs >= 64
+    streamed = [k for k in s.kernels if k.loops]
+    assert len(streamed) == 3  # one per pass, each over the runs
+    assert all(grid_programs(k) == runs for k in streamed)
+    assert any(n.startswith("split reductions: the 3 reductions over M") for n in s.notes)
+    assert _ratio(s, dims) <= 1.25  # unsplit: K read twice (2.00x)
+    assert _ratio(one, dims) >= 1.9
+
+
+def test_split_k_for_a_long_contraction() -> None:
+    """matmul with 16 rows and a long K: one program becomes one per run of K."""
+    dims = {"M": 16, "N": 64, "K": 65536}
+    _, s = compile_schedule(load(EXAMPLES / "matmul.ein"), dims)
+    runs = dict(s.extents)["C"]
+    assert runs is not None
+    assert grid_programs(s.kernels[0]) == runs >= 64
+    assert _ratio(s, dims) <= 1.25
+
+
+def test_a_split_the_schedule_would_fuse_back_is_not_kept() -> None:
+    """At 4,096 keys the first choice, 16 runs, is small enough for the scheduler to hold all
+    runs in one program's registers (no parallelism gained): the next choice is kept."""
+    _, s = compile_schedule(load(THREE_PASS), {"M": 4096, "P": 3})
+    runs = dict(s.extents)["C"]
+    assert runs is not None
+    assert 1 < runs < 16
+    for k in s.kernels:
+        if k.loops:  # every pass runs over the runs (times query tiles or queries)
+            n = grid_programs(k)
+            assert n is not None
+            assert n % runs == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "dims", "runs"),
+    [
+        ("attention_3pass.ein", {"M": 4096, "P": 3}, None),
+        ("attention_padding.ein", {"M": 2048, "P": 5}, 4),
+    ],
+)
+def test_split_reduction_kernels_match_the_original(
+    name: str, dims: dict[str, int], runs: int | None
+) -> None:
+    c = load(EXAMPLES / name)
+    k = compile(c, dims, directory=CACHE, split_kv=runs)
+    assert dict(k.schedule.extents).get("C", 1) > 1
+    inputs = random_inputs(c, dims, seed=6)
+    assert max_err(evaluate(c, inputs, dims), k.run_numpy(inputs)) < F16_TOL
+
+
+def test_a_forced_split_of_an_output_indexed_rank_is_an_error() -> None:
+    with pytest.raises(EinError, match="output Y is indexed by M"):
+        compile_schedule(load(EXAMPLES / "softmax.ein"), {"M": 4096, "P": 1}, split_kv=2)
