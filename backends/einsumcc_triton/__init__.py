@@ -53,6 +53,7 @@ def compile_schedule(
     ``split_kv`` runs the recurrence over chunks as that many independent runs merged after
     (1: one run; None: chosen from the grid at ``dims``, see :mod:`einsumcc_triton.split`).
     """
+    from einsumcc.diagnostics import EinError
     from einsumcc.ir.cascade import Cascade
     from einsumcc.pipeline import load
     from einsumcc.schedule import derive_schedule
@@ -61,9 +62,19 @@ def compile_schedule(
 
     c = cascade if isinstance(cascade, Cascade) else load(cascade)
     c, notes = refine_chunks(c, dims, tiles)
-    c, split_notes = split_runs(c, dims, tiles, materialize, split_kv)
-    s = derive_schedule(c, dims, tiles=tiles, materialize=materialize)
-    return c, dataclasses.replace(s, notes=notes + split_notes + s.notes)
+    split, split_notes = split_runs(c, dims, tiles, materialize, split_kv)
+    try:
+        s = derive_schedule(split, dims, tiles=tiles, materialize=materialize)
+    except EinError as e:
+        if split is c or split_kv is not None:
+            raise
+        # a split the scheduler cannot take is not worth an error: compile the cascade as is
+        split_notes = (
+            f"runs not split: the split schedule is refused ({e.diagnostics[0].message})",
+        )
+        split = c
+        s = derive_schedule(c, dims, tiles=tiles, materialize=materialize)
+    return split, dataclasses.replace(s, notes=notes + split_notes + s.notes)
 
 
 def compile(

@@ -225,10 +225,15 @@ def _kept(
     partial reductions in at least half the programs asked for and moves at most a quarter
     more bytes: the kernels are the scheduler's, which may hold the runs in registers of one
     program (a small run count) and fuse the combine back into the loop."""
-    split_s = derive_schedule(out, dims, tiles=tiles, materialize=materialize)
+    try:
+        split_s = derive_schedule(out, dims, tiles=tiles, materialize=materialize)
+    except EinError as e:
+        return f"the schedule refuses it ({e.diagnostics[0].message})"
     old = {e.name for e in c.einsums}
     first = next(e.name for e in out.einsums if e.name not in old)
-    pk = next(k for k in split_s.kernels if first in k.nodes)
+    pk = next((k for k in split_s.kernels if first in k.nodes), None)
+    if pk is None:
+        return f"no kernel computes {first}"
     got = grid_programs(pk) or 0
     before, after = _moved(s, dims), _moved(split_s, dims)
     if 2 * got < programs * runs:

@@ -4,6 +4,8 @@ and the result is the original cascade's."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from einsumcc import EinError, load
@@ -177,3 +179,22 @@ def test_split_reduction_kernels_match_the_original(
 def test_a_forced_split_of_an_output_indexed_rank_is_an_error() -> None:
     with pytest.raises(EinError, match="output Y is indexed by M"):
         compile_schedule(load(EXAMPLES / "softmax.ein"), {"M": 4096, "P": 1}, split_kv=2)
+
+
+def test_a_split_the_scheduler_refuses_falls_back_to_one_run(monkeypatch: Any) -> None:
+    import einsumcc.schedule as schedule
+
+    real = schedule.derive_schedule
+
+    def refuse_runs(c: Any, *args: Any, **kwargs: Any) -> Any:
+        if "C" in {r.name for r in c.ranks}:
+            raise EinError.plain("no schedule for the runs (test)")
+        return real(c, *args, **kwargs)
+
+    monkeypatch.setattr(schedule, "derive_schedule", refuse_runs)
+    dims = {"M": 65536, "P": 1}
+    c, s = compile_schedule(load(ONE_PASS), dims)
+    assert "C" not in {r.name for r in c.ranks}
+    assert any("runs not split" in n and "(test)" in n for n in s.notes)
+    with pytest.raises(EinError, match="test"):  # asked for: the error stands
+        compile_schedule(load(ONE_PASS), dims, split_kv=4)
