@@ -74,6 +74,8 @@ def split_kv(
         raise EinError.plain(f"--split-kv {runs}: the number of runs must be at least 1")
     if runs == 1:
         return c, ()
+    if runs is None and None in compile_extents(c, dims).values():
+        return c, ()  # the grid is known only at run time: nothing to choose from
     split = recurrence_split(c)
     if split is None:
         return _reductions(c, dims or {}, tiles, materialize, runs)

@@ -100,7 +100,9 @@ class _Rewrite:
         self.cv = self.name.lower()
         self.runs = runs
         self.state = tuple(cb.state for cb in m.combines)
-        self.merged = {s: fresh_name(taken, f"G{s}") for s in self.state}
+        self.merged: dict[str, str] = {}
+        for s in self.state:
+            self.merged[s] = fresh_name(taken | set(self.merged.values()), f"G{s}")
         for t in c.tensors:
             if self.outer in t.ranks and t.role is not Role.INTERMEDIATE:
                 raise SplitError(f"{t.role.value} {t.name} is indexed by the chunks {self.outer}")
@@ -113,7 +115,6 @@ class _Rewrite:
             var_symbol(self.o): self.chunk.sympy,
             extent_symbol(self.outer): count.sympy,
         }
-        self.count = count
 
     # ------------------------------------------------------------ declarations
 
@@ -122,7 +123,7 @@ class _Rewrite:
         ranks: list[Rank] = []
         for r in c.ranks:
             if r.name == self.outer:
-                ranks.append(Rank(self.name, None if self.runs is None else self.runs, r.span))
+                ranks.append(Rank(self.name, self.runs, r.span))
                 ext = r.affine_extent
                 per_run = None if ext is None else ext / Affine.extent(self.name)
                 ranks.append(Rank(r.name, per_run, r.span))

@@ -59,8 +59,13 @@ IDENTITIES = {"sum": 0.0, "max": -math.inf, "min": math.inf, "prod": 1.0}
 def reduction_problem(c: Cascade, rank: str) -> str | None:
     """Why the reductions over ``rank`` cannot be split (None: they can)."""
     var = c.rank(rank).var
-    if any(rank in (s.parent, *s.children) for s in c.splits):
-        return f"{rank} is split (a recurrence over its chunks is split by split-KV)"
+    for s in c.splits:
+        if rank in (s.parent, *s.children):
+            return (
+                f"{rank} is part of the declared split {s.parent} -> {', '.join(s.children)} "
+                "(a recurrence over its chunks is split by split-KV; plain reductions over "
+                "declared chunks are not split)"
+            )
     if not any(
         isinstance(n, Reduce) and var in n.variables for e in c.einsums for n in walk(e.body)
     ):

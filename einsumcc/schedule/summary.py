@@ -89,9 +89,10 @@ def render_summary(data: Mapping[str, Any]) -> str:
             )
         aot = k.get("aot")
         if aot is not None:
+            stages = aot.get("num_stages", "?")
             lines.append(
                 f"  {aot['target']}: {aot.get('num_warps', '?')} warps, "
-                f"{aot.get('num_stages', '?')} stages, {aot['registers']} registers, "
+                f"{stages} stage{'' if stages == 1 else 's'}, {aot['registers']} registers, "
                 f"{aot['spill_bytes']} B "
                 f"spilled, {aot['shared_bytes']:,} B shared memory, {aot['wgmma']} wgmma, "
                 f"{aot['mma']} mma, compiled in {aot['compile_s']:.1f} s"

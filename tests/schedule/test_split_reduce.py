@@ -78,7 +78,7 @@ def test_a_filter_moves_to_the_partial_reduction() -> None:
     ("text", "why"),
     [
         ((EXAMPLES / "softmax.ein").read_text(), "output Y is indexed by M"),
-        ((EXAMPLES / "attention_1pass.ein").read_text(), "M is split"),
+        ((EXAMPLES / "attention_1pass.ein").read_text(), "M is part of the declared split"),
         (_filtered("0"), "not the identity of max"),
         (
             THREE_PASS.replace("A[m, p]  = SN[m, p] / SD[p]", "A[m, p]  = SN[m + 1, p] / SD[p]"),
