@@ -235,8 +235,15 @@ def tiled_grid(
             theirs = free_variables(other.expr)
             options = [v for v in free if v in grid and v not in theirs]
             if options:
-                # prefer a large rank, then the one declared last (the query rank)
-                tiled.add(max(options, key=lambda v: (ctx.large(v), order[v])))
+                # prefer a large rank, then one with more than one index (a decode's single
+                # query leaves the rows to the query heads of a group), then the one declared
+                # last (the query rank)
+                tiled.add(
+                    max(
+                        options,
+                        key=lambda v: (ctx.large(v), ctx.known.get(ctx.rank(v)) != 1, order[v]),
+                    )
+                )
     if not tiled:
         large = [v for v in grid if ctx.large(v)]
         if large:

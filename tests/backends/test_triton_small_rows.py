@@ -8,7 +8,7 @@ import pytest
 
 from einsumcc import load
 from einsumcc.reference import evaluate, random_inputs
-from einsumcc_triton import compile
+from einsumcc_triton import compile, compile_schedule
 from tests.backends._triton import CACHE, F16_TOL, max_err
 from tests.conftest import EXAMPLES
 
@@ -56,3 +56,26 @@ def test_refined_fusemax_chunks_match_the_declared_cascade() -> None:
     kept = compile(original, {**dims, "M0": 256}, directory=CACHE)
     assert kept.cascade is original
     assert dict(kept.schedule.extents)["M0"] == 256
+
+
+@pytest.mark.parametrize("r", [2, 8])
+def test_gqa_decode_takes_the_group_s_query_heads_as_rows(r: int) -> None:
+    """One query (P = 1) leaves no rows: the R query heads that share a key/value head are the
+    rows of the products instead, so each K/V head is read once, not once per query head."""
+    from einsumcc.schedule import traffic_for
+    from einsumcc.schedule.summary import summarize
+
+    c = load(EXAMPLES / "attention_gqa.ein")
+    dims = {"M": 65536, "P": 1, "R": r}
+    for split in (None, 1):
+        k = compile_schedule(c, dims, split_kv=split)[1]
+        rows = [a for a in k.kernels[0].axes if a.role.value == "grid" and a.block > 1]
+        assert [a.rank for a in rows] == ["R"]
+        t = traffic_for(k, dims)
+        assert t is not None
+        data = summarize(k, t)
+        assert data["hbm_bytes"] <= 1.1 * data["compulsory_bytes"]
+    small = {"M": 2048, "P": 1, "R": r}
+    kernel = compile(c, small, directory=CACHE)
+    inputs = random_inputs(c, small, seed=r)
+    assert max_err(evaluate(c, inputs, small), kernel.run_numpy(inputs)) < F16_TOL
