@@ -64,6 +64,9 @@ def summarize(s: Schedule, traffic: TrafficReport) -> dict[str, Any]:
         "kernels": kernels,
         "hbm_bytes": traffic.read + traffic.written,
         "compulsory_bytes": compulsory_bytes(s, extents),
+        # what the compiler decided and why (refined chunks, split-KV runs and their merge,
+        # split reductions, the tile checked for a target), as the schedule's notes say it
+        "notes": list(s.notes),
     }
 
 

@@ -198,3 +198,15 @@ def test_a_split_the_scheduler_refuses_falls_back_to_one_run(monkeypatch: Any) -
     assert any("runs not split" in n and "(test)" in n for n in s.notes)
     with pytest.raises(EinError, match="test"):  # asked for: the error stands
         compile_schedule(load(ONE_PASS), dims, split_kv=4)
+
+
+def test_the_json_report_says_what_was_split(capsys: Any) -> None:
+    import json
+
+    from einsumcc.cli import main
+
+    assert main(["compile", str(ONE_PASS), "--dims", "M=65536,P=1", "--report", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["extents"]["C"] == 128
+    assert any(n.startswith("split-KV: the recurrence over M1 runs as 128") for n in data["notes"])
+    assert data["hbm_bytes"] <= 2 * data["compulsory_bytes"]
