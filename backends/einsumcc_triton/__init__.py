@@ -62,9 +62,9 @@ def compile_schedule(
 
     c = cascade if isinstance(cascade, Cascade) else load(cascade)
     c, notes = refine_chunks(c, dims, tiles)
-    split, split_notes = split_runs(c, dims, tiles, materialize, split_kv)
+    split, split_notes, derived = split_runs(c, dims, tiles, materialize, split_kv)
     try:
-        s = derive_schedule(split, dims, tiles=tiles, materialize=materialize)
+        s = derived or derive_schedule(split, dims, tiles=tiles, materialize=materialize)
     except EinError as e:
         if split is c or split_kv is not None:
             raise

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from einsumcc.analysis.merging import Merge, merge
+from einsumcc.analysis.merging import merge
 from einsumcc.diagnostics import EinError
 from einsumcc.ir.cascade import Cascade
 from einsumcc.ir.dump import render_einsum
@@ -62,20 +62,24 @@ def recurrence_split(c: Cascade) -> Split | None:
     return None
 
 
+SplitResult = tuple[Cascade, tuple[str, ...], Schedule | None]
+
+
 def split_kv(
     c: Cascade,
     dims: Mapping[str, int] | None,
     tiles: Mapping[str, int] | None,
     materialize: Sequence[str],
     runs: int | None,
-) -> tuple[Cascade, tuple[str, ...]]:
-    """``c`` split into runs (``runs`` given, or chosen when None), and notes."""
+) -> SplitResult:
+    """``c`` split into runs (``runs`` given, or chosen when None), notes, and the schedule
+    of the cascade returned when the choice already derived it (None: not derived)."""
     if runs is not None and runs < 1:
         raise EinError.plain(f"--split-kv {runs}: the number of runs must be at least 1")
     if runs == 1:
-        return c, ()
+        return c, (), None
     if runs is None and None in compile_extents(c, dims).values():
-        return c, ()  # the grid is known only at run time: nothing to choose from
+        return c, (), None  # the grid is known only at run time: nothing to choose from
     split = recurrence_split(c)
     if split is None:
         return _reductions(c, dims or {}, tiles, materialize, runs)
@@ -84,9 +88,7 @@ def split_kv(
     return _chosen(c, split, dims or {}, tiles, materialize)
 
 
-def _forced(
-    c: Cascade, split: Split, dims: Mapping[str, int], runs: int
-) -> tuple[Cascade, tuple[str, ...]]:
+def _forced(c: Cascade, split: Split, dims: Mapping[str, int], runs: int) -> SplitResult:
     m = merge(c, split)
     if not m.proved:
         raise EinError.plain(
@@ -110,7 +112,7 @@ def _forced(
             hint="runs that divide them: " + ", ".join(map(str, fits)),
         )
     out = split_stream(c, m, runs)
-    return out, (_note(c, out, runs, None),)
+    return out, (_note(c, out, runs, None),), None
 
 
 def _chosen(
@@ -119,33 +121,32 @@ def _chosen(
     dims: Mapping[str, int],
     tiles: Mapping[str, int] | None,
     materialize: Sequence[str],
-) -> tuple[Cascade, tuple[str, ...]]:
+) -> SplitResult:
     outer = split.children[0]
     if outer in dims or outer in (tiles or {}):
-        return c, ()
+        return c, (), None
     s = derive_schedule(c, dims, tiles=tiles, materialize=materialize)
     ext = s.extent_of
     k = _recurrence_kernel(s, c.rank(outer).var)
     chunks = ext.get(outer)
     programs = grid_programs(k) if k is not None else None
-    if k is None or chunks is None or programs is None:
-        return c, ()
-    if programs >= TARGET_PROGRAMS:
-        return c, ()
+    if k is None or chunks is None or programs is None or programs >= TARGET_PROGRAMS:
+        return c, (), s
     m = merge(c, split)
     if not m.proved:
-        return c, (f"split-KV not applied ({programs} programs): {m.reason}",)
-    cap = _cap(c, m, k, ext)
-    allowed = [
-        d
-        for d in range(2, min(cap, chunks) + 1)
-        if chunks % d == 0 and chunks // d >= MIN_CHUNKS_PER_RUN
-    ]
+        return c, (f"split-KV not applied ({programs} programs): {m.reason}",), s
+    state = [c.tensor(cb.state) for cb in m.combines]
+    allowed = _allowed(chunks, _runs_cap(c, state, k, ext), MIN_CHUNKS_PER_RUN)
     if not allowed:
-        return c, ()
+        return c, (), s
     runs = _choose(programs, allowed)
     out = split_stream(c, m, runs)
-    return out, (_note(c, out, runs, (programs, chunks)),)
+    return out, (_note(c, out, runs, (programs, chunks)),), None
+
+
+def _allowed(count: int, cap: int, minimum: int) -> list[int]:
+    """Run counts from 2 to ``cap`` that divide ``count`` into runs of at least ``minimum``."""
+    return [d for d in range(2, min(cap, count) + 1) if count % d == 0 and count // d >= minimum]
 
 
 def _choose(programs: int, allowed: Sequence[int]) -> int:
@@ -160,7 +161,7 @@ def _reductions(
     tiles: Mapping[str, int] | None,
     materialize: Sequence[str],
     runs: int | None,
-) -> tuple[Cascade, tuple[str, ...]]:
+) -> SplitResult:
     """Split-K: the reductions over a streamed rank as partial reductions and a combine."""
     s = derive_schedule(c, dims, tiles=tiles, materialize=materialize)
     streamed = [k for k in s.kernels if k.loops and k.stream is not None]
@@ -169,7 +170,7 @@ def _reductions(
     ok = [r for r in ranks if problems[r] is None and r not in (tiles or {})]
     if not ok:
         if runs is None:
-            return c, ()
+            return c, (), s
         why = "; ".join(f"{r}: {p}" for r, p in problems.items() if p) or "no streamed rank"
         raise EinError.plain(
             f"--split-kv {runs}: {c.name} has no recurrence over chunks and no reduction over "
@@ -187,46 +188,45 @@ def _reductions(
                 hint="runs that divide it: " + ", ".join(map(str, fits)),
             )
         out = split_reductions(c, rank, runs)
-        return out, (_reduce_note(c, out, rank, runs, None),)
+        return out, (_reduce_note(c, out, rank, runs, None),), None
     programs = grid_programs(k)
     if count is None or programs is None or programs >= TARGET_PROGRAMS:
-        return c, ()
+        return c, (), s
     tile = k.axis(c.rank(rank).var).block
-    trial = split_reductions(c, rank, 2)
-    cap = _partials_cap(c, trial, k, s.extent_of)
-    allowed = [
-        d
-        for d in range(2, min(cap, count) + 1)
-        if count % d == 0 and count // d >= MIN_CHUNKS_PER_RUN * tile
-    ]
+    old = {t.name for t in c.tensors}
+    parts = [t for t in split_reductions(c, rank, 2).tensors if t.name not in old]
+    allowed = _allowed(
+        count, _runs_cap(c, parts, k, s.extent_of, parts[0].dims[0].rank), MIN_CHUNKS_PER_RUN * tile
+    )
     if not allowed:
-        return c, ()
+        return c, (), s
     first_choice = _choose(programs, allowed)
     order = [first_choice, *sorted((d for d in allowed if d != first_choice), reverse=True)]
+    before = _moved(s, dims)
     tried = []
     for runs in order[:SPLIT_TRIALS]:
         out = split_reductions(c, rank, runs)
-        verdict = _kept(c, out, s, programs, runs, dims, tiles, materialize)
-        if verdict is None:
-            return out, (_reduce_note(c, out, rank, runs, programs),)
+        verdict = _kept(c, out, programs * runs, before, dims, tiles, materialize)
+        if not isinstance(verdict, str):
+            return out, (_reduce_note(c, out, rank, runs, programs),), verdict
         tried.append(f"{runs} runs: {verdict}")
-    return c, (f"split reductions not applied: {'; '.join(tried)}",)
+    return c, (f"split reductions not applied: {'; '.join(tried)}",), s
 
 
 def _kept(
     c: Cascade,
     out: Cascade,
-    s: Schedule,
-    programs: int,
-    runs: int,
+    wanted: int,
+    before: int | None,
     dims: Mapping[str, int],
     tiles: Mapping[str, int] | None,
     materialize: Sequence[str],
-) -> str | None:
-    """Why the split schedule is not kept (None: kept).  It is kept only when it runs the
-    partial reductions in at least half the programs asked for and moves at most a quarter
-    more bytes: the kernels are the scheduler's, which may hold the runs in registers of one
-    program (a small run count) and fuse the combine back into the loop."""
+) -> Schedule | str:
+    """The split cascade's schedule when it is kept, else why not.  It is kept only when it
+    runs the partial reductions in at least half the ``wanted`` programs and moves at most a
+    quarter more bytes than ``before``: the kernels are the scheduler's, which may hold the
+    runs in registers of one program (a small run count) and fuse the combine back into the
+    loop."""
     try:
         split_s = derive_schedule(out, dims, tiles=tiles, materialize=materialize)
     except EinError as e:
@@ -237,12 +237,12 @@ def _kept(
     if pk is None:
         return f"no kernel computes {first}"
     got = grid_programs(pk) or 0
-    before, after = _moved(s, dims), _moved(split_s, dims)
-    if 2 * got < programs * runs:
+    if 2 * got < wanted:
         return f"the schedule runs {first} in {got} program{'s' if got != 1 else ''}"
+    after = _moved(split_s, dims)
     if before is not None and after is not None and after > 1.25 * before:
         return f"it would move {after:,} B instead of {before:,} B"
-    return None
+    return split_s
 
 
 def _moved(s: Schedule, dims: Mapping[str, int]) -> int | None:
@@ -250,19 +250,6 @@ def _moved(s: Schedule, dims: Mapping[str, int]) -> int | None:
 
     t = traffic_for(s, dims)
     return None if t is None else t.read + t.written
-
-
-def _partials_cap(c: Cascade, trial: Cascade, k: Kernel, ext: Mapping[str, int | None]) -> int:
-    """The most runs the partial results' traffic and the combine's registers allow."""
-    old = {t.name for t in c.tensors}
-    parts = [t for t in trial.tensors if t.name not in old]
-    run_rank = parts[0].dims[0].rank
-    inputs = sum((_size(t, ext, frozenset()) or 0) * t.dtype.itemsize for t in c.inputs)
-    per_run = sum((_size(t, ext, frozenset({run_rank})) or 0) * 4 for t in parts)
-    grid = frozenset(a.rank for a in k.axes if a.role is AxisRole.GRID) | {run_rank}
-    widest = max((_size(t, ext, grid) or 1) for t in parts)
-    by_traffic = int(PARTIAL_SHARE * inputs // (2 * per_run)) if per_run else 0
-    return min(by_traffic, REGISTER_BUDGET // max(widest, 1))
 
 
 def _reduce_note(c: Cascade, out: Cascade, rank: str, runs: int, programs: int | None) -> str:
@@ -330,22 +317,22 @@ def _size(t: Tensor, ext: Mapping[str, int | None], skip: frozenset[str]) -> int
     return n
 
 
-def _cap(c: Cascade, m: Merge, k: Kernel, ext: Mapping[str, int | None]) -> int:
-    """The most runs the traffic and the merge kernel's registers allow."""
-    state = [c.tensor(cb.state) for cb in m.combines]
-    inputs = 0
-    for t in c.inputs:
-        n = _size(t, ext, frozenset())
-        if n is None:
-            return 0
-        inputs += n * t.dtype.itemsize
-    per_run = 0
-    for t in state:
-        n = _size(t, ext, frozenset())
-        if n is None:
-            return 0
-        per_run += n * t.dtype.itemsize
-    grid = frozenset(a.rank for a in k.axes if a.role is AxisRole.GRID)
-    widest = max((_size(t, ext, grid) or 1) for t in state)
-    by_traffic = int(PARTIAL_SHARE * inputs // (2 * per_run)) if per_run else 0
+def _runs_cap(
+    c: Cascade,
+    per_run: Sequence[Tensor],
+    k: Kernel,
+    ext: Mapping[str, int | None],
+    run_rank: str | None = None,
+) -> int:
+    """The most runs that keep what each run writes (``per_run``: a recurrence's final state,
+    or the partial reductions, indexed by ``run_rank`` when they already have it) within
+    :data:`PARTIAL_SHARE` of the inputs' bytes, written and read once, and the combine's
+    register tile (a tensor's values per program of ``k``'s grid, times the runs) within
+    :data:`REGISTER_BUDGET`."""
+    own = frozenset({run_rank}) if run_rank else frozenset()
+    inputs = sum((_size(t, ext, frozenset()) or 0) * t.dtype.itemsize for t in c.inputs)
+    per = sum((_size(t, ext, own) or 0) * t.dtype.itemsize for t in per_run)
+    grid = frozenset(a.rank for a in k.axes if a.role is AxisRole.GRID) | own
+    widest = max((_size(t, ext, grid) or 1) for t in per_run)
+    by_traffic = int(PARTIAL_SHARE * inputs // (2 * per)) if per else 0
     return min(by_traffic, REGISTER_BUDGET // max(widest, 1))

@@ -87,12 +87,6 @@ class Merge:
     def combine(self, state: str) -> Combine:
         return next(cb for cb in self.combines if cb.state == state)
 
-    def describe(self) -> str:
-        parts = []
-        for cb in self.combines:
-            parts.append(f"{cb.state} by {cb.op}" + (f" ({cb.factor})" if cb.factor else ""))
-        return "; ".join(parts)
-
 
 def merge(c: Cascade, split: Split) -> Merge:
     """The merge of independent runs of the recurrence over ``split``'s outer part."""

@@ -22,23 +22,21 @@ outputs indexed by ``M``, a recurrence over ``M``, a tensor indexed by ``M`` rea
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import sympy
 
-from einsumcc.derive.symbolic import to_ir
+from einsumcc.analysis.merging import IDENTITY
+from einsumcc.derive.symbolic import substitute_affine, substitute_condition, to_ir
 from einsumcc.ir.affine import Affine
 from einsumcc.ir.cascade import Cascade
 from einsumcc.ir.consteval import fold_constant
 from einsumcc.ir.nodes import (
     Access,
     Condition,
-    Const,
     Dim,
     DType,
     Einsum,
     Expr,
-    Neg,
     Rank,
     Reduce,
     Role,
@@ -47,13 +45,10 @@ from einsumcc.ir.nodes import (
     VarRef,
     children,
     free_variables,
-    var_symbol,
     walk,
     with_children,
 )
 from einsumcc.schedule.split_kv import SplitError, fresh_name
-
-IDENTITIES = {"sum": 0.0, "max": -math.inf, "min": math.inf, "prod": 1.0}
 
 
 def reduction_problem(c: Cascade, rank: str) -> str | None:
@@ -88,22 +83,14 @@ def reduction_problem(c: Cascade, rank: str) -> str | None:
         if e.filtered and _reduces(e, var):
             assert isinstance(e.body, Reduce)
             fill = _fill(c, c.tensor(e.name))
-            if fill != IDENTITIES[e.body.op]:
+            identity = float(IDENTITY[e.body.op])
+            if fill != identity:
                 return (
                     f"{e.name} is filtered with the fill {fill}, not the identity of "
-                    f"{e.body.op} ({IDENTITIES[e.body.op]}): a run with no surviving point "
+                    f"{e.body.op} ({identity}): a run with no surviving point "
                     "would contribute it"
                 )
     return None
-
-
-def _identity(op: str) -> Expr:
-    """The identity of a reduction operator, as a constant expression."""
-    if op == "max":
-        return Neg(Const(math.inf))
-    if op == "min":
-        return Const(math.inf)
-    return Const(1 if op == "prod" else 0)
 
 
 def _reduces(e: Einsum, var: str) -> bool:
@@ -137,6 +124,7 @@ class _Rewrite:
         self.taken.add(self.inner)
         self.cv, self.iv = self.name.lower(), self.inner.lower()
         self.index = Affine.var(self.cv) * Affine.extent(self.inner) + Affine.var(self.iv)
+        self.subs = {self.var: self.index}
         self.parts: list[tuple[Tensor, Einsum]] = []
         self._owner = ""
 
@@ -179,7 +167,7 @@ class _Rewrite:
         return Einsum(
             self.access(e.output),
             self.expr(e.body),
-            tuple(self.condition(w) for w in e.where),
+            tuple(substitute_condition(w, self.subs) for w in e.where),
             e.span,
             tuple(self.expr(x) for x in e.mask),
         )
@@ -207,14 +195,14 @@ class _Rewrite:
         name = fresh_name(self.taken, f"P{owner}")
         self.taken.add(name)
         dims = (Dim(self.name), *(Dim(var_ranks[v]) for v in order))
-        fill = _identity(r.op)
+        fill = to_ir(sympy.sympify(IDENTITY[r.op]), {})
         self.parts.append(
             (
                 Tensor(name, Role.INTERMEDIATE, dims, DType.F32, fill),
                 Einsum(
                     Access(name, [Affine.var(self.cv), *(Affine.var(v) for v in order)]),
                     reduce,
-                    tuple(self.condition(w) for w in where),
+                    tuple(substitute_condition(w, self.subs) for w in where),
                     None,
                     tuple(self.expr(x) for x in mask),
                 ),
@@ -226,21 +214,12 @@ class _Rewrite:
     def access(self, a: Access) -> Access:
         t = self.c.tensor(a.tensor)
         if self.rank not in t.ranks or t.role is Role.INPUT:
-            return Access(a.tensor, [self.affine(ix) for ix in a.affine_indices], a.span)
+            read = [substitute_affine(i, self.subs) for i in a.affine_indices]
+            return Access(a.tensor, read, a.span)
         ix: list[Affine] = []
         for d, i in zip(t.dims, a.affine_indices, strict=True):
             ix += [Affine.var(self.cv), Affine.var(self.iv)] if d.rank == self.rank else [i]
         return Access(a.tensor, ix, a.span)
-
-    def affine(self, ix: Affine) -> Affine:
-        if self.var not in ix.variables:
-            return ix
-        return Affine.from_sympy(
-            sympy.expand(ix.sympy.subs(var_symbol(self.var), self.index.sympy))
-        )
-
-    def condition(self, w: Condition) -> Condition:
-        return Condition(self.affine(w.affine_lhs), w.op, self.affine(w.affine_rhs), w.span)
 
     def expr(self, x: Expr) -> Expr:
         if isinstance(x, Access):
